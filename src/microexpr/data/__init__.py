@@ -1,0 +1,1 @@
+"""Data stage: clips tables, label schemes, database adapters, manifests, synthetic data."""

@@ -1,0 +1,134 @@
+"""One synthetic clip: its timeline, intensity profile, nuisances and frames.
+
+A clip is a neutral stretch, then the expression (onset -> apex -> offset, 150-500 ms, with a
+raised-cosine rise and fall), then a short neutral tail. Frame t shows the subject's neutral
+face moved by  intensity(t) * peak * AU field  +  head drift(t),  with brightness flicker and
+sensor noise added afterwards. Only the AU field depends on the emotion.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .face import Subject, render
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Frame indices (0-based, within the clip) of the expression."""
+
+    n_frames: int
+    onset: int
+    apex: int
+    offset: int
+
+
+def draw_timeline(rng: np.random.Generator, fps: int) -> Timeline:
+    """Neutral 75-200 ms, expression 150-500 ms (apex at 35-60 % of it), tail 25-100 ms."""
+    n_pre = int(rng.integers(max(1, round(0.075 * fps)), max(1, round(0.2 * fps)) + 1))
+    n_dur = int(rng.integers(math.ceil(0.15 * fps), math.floor(0.5 * fps) + 1))
+    rise = min(max(round(rng.uniform(0.35, 0.6) * n_dur), 1), n_dur - 1)
+    n_post = int(rng.integers(max(1, round(0.025 * fps)), max(1, round(0.1 * fps)) + 1))
+    onset = n_pre
+    return Timeline(
+        n_frames=onset + n_dur + 1 + n_post, onset=onset, apex=onset + rise, offset=onset + n_dur
+    )
+
+
+def intensity_profile(t: Timeline) -> np.ndarray:
+    """Raised-cosine rise from 0 at onset to 1 at apex and fall back to 0 at offset."""
+    i = np.arange(t.n_frames, dtype=np.float64)
+    out = np.zeros(t.n_frames)
+    up = (i >= t.onset) & (i <= t.apex)
+    out[up] = 0.5 * (1.0 - np.cos(math.pi * (i[up] - t.onset) / (t.apex - t.onset)))
+    down = (i > t.apex) & (i <= t.offset)
+    out[down] = 0.5 * (1.0 + np.cos(math.pi * (i[down] - t.apex) / (t.offset - t.apex)))
+    return out
+
+
+def _slow_curve(rng: np.random.Generator, n: int, fps: int) -> np.ndarray:
+    """A smooth random curve over n frames (two slow sinusoids), max |value| in 0.4..1."""
+    t = np.arange(n) / fps
+    curve = np.zeros(n)
+    for _ in range(2):
+        freq = rng.uniform(0.3, 1.5)
+        phase = rng.uniform(0, 2 * math.pi)
+        curve += rng.uniform(0.3, 1.0) * np.sin(2 * math.pi * freq * t + phase)
+    peak = float(np.abs(curve).max()) or 1.0
+    return curve / peak * rng.uniform(0.4, 1.0)
+
+
+@dataclass(frozen=True)
+class Nuisance:
+    """Per-frame head drift (translation in px, rotation in rad) and brightness gain."""
+
+    tx: np.ndarray
+    ty: np.ndarray
+    rotation: np.ndarray
+    gain: np.ndarray
+
+
+def draw_nuisance(
+    rng: np.random.Generator, n: int, fps: int, size: int, head_drift: float, flicker: float
+) -> Nuisance:
+    """Slow head drift of at most `head_drift` px (at 128 px; scaled) and brightness flicker."""
+    drift = head_drift * size / 128.0
+    tx = 0.5 * drift * _slow_curve(rng, n, fps)
+    ty = 0.5 * drift * _slow_curve(rng, n, fps)
+    # Rotation about the image centre moving the face border (radius size/2) by <= 0.3 drift.
+    rotation = 0.3 * drift / (size / 2.0) * _slow_curve(rng, n, fps)
+    freq = rng.uniform(1.0, 10.0)
+    phase = rng.uniform(0, 2 * math.pi)
+    wave = np.sin(2 * math.pi * freq * np.arange(n) / fps + phase)
+    gain = 1.0 + flicker * (0.6 * wave + 0.4 * rng.uniform(-1.0, 1.0, size=n))
+    return Nuisance(tx=tx, ty=ty, rotation=rotation, gain=gain)
+
+
+# Sensor noise is the sum of two uniform bytes (a triangular distribution, close enough to a
+# Gaussian once quantised and JPEG-compressed, and ~7x faster to draw): mean 255, this std.
+_TRIANGULAR_STD = math.sqrt(2 * (256**2 - 1) / 12)
+
+
+def render_clip(
+    subject: Subject,
+    field: np.ndarray,
+    peak: float,
+    timeline: Timeline,
+    nuisance: Nuisance,
+    noise_rng: np.random.Generator,
+) -> Iterator[np.ndarray]:
+    """Yield the clip's frames as uint8 BGR images (size, size, 3).
+
+    `field` is the forward AU displacement (peak 1) and `peak` its amplitude in pixels.
+    """
+    size = subject.size
+    c = (size - 1) / 2.0
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    # Forward motions expressed in texture coordinates: AU field, unit rotation about the
+    # image centre, unit translations. The backward map of a small smooth forward motion d is
+    # map - J d.
+    au_x, au_y = subject.through_jacobian(field[..., 0], field[..., 1])
+    rot_x, rot_y = subject.through_jacobian(-(ys - c), xs - c)
+    profile = intensity_profile(timeline) * peak
+    scale = subject.noise_sigma / _TRIANGULAR_STD
+    n_values = size * size * 3
+    for i in range(timeline.n_frames):
+        a, th = float(profile[i]), float(nuisance.rotation[i])
+        tx, ty = float(nuisance.tx[i]), float(nuisance.ty[i])
+        mx = subject.map_x - (a * au_x + th * rot_x + tx * subject.jxx + ty * subject.jxy)
+        my = subject.map_y - (a * au_y + th * rot_y + tx * subject.jyx + ty * subject.jyy)
+        frame = render(subject, mx, my)
+        if scale > 0:
+            pairs = noise_rng.integers(0, 65536, size=n_values, dtype=np.uint16)
+            tri = ((pairs & 0xFF) + (pairs >> 8)).astype(np.float32).reshape(frame.shape)
+            # gain * frame + scale * (tri - 255), rounded and saturated to uint8
+            yield cv2.addWeighted(
+                frame, float(nuisance.gain[i]), tri, scale, -255.0 * scale, dtype=cv2.CV_8U
+            )
+        else:
+            yield cv2.addWeighted(frame, float(nuisance.gain[i]), frame, 0.0, 0.0, dtype=cv2.CV_8U)

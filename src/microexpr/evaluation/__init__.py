@@ -1,0 +1,1 @@
+"""Evaluation stage: protocols, metrics, the fold runner and result directories."""

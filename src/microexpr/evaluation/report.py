@@ -1,0 +1,84 @@
+"""Result directories: config, predictions, metrics, confusion matrix plot, MEGC log."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from microexpr.evaluation.metrics import megc_log
+
+
+def _clean(value: Any) -> Any:
+    """JSON/YAML-safe copy: tuples -> lists, numpy scalars -> python, NaN -> None."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def plot_confusion(matrix: np.ndarray, classes: list[str], path: Path, title: str) -> None:
+    """Save a confusion matrix (counts, rows = truth) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(matrix)
+    size = max(3.5, 0.9 * len(classes) + 2)
+    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    rows = matrix.sum(axis=1, keepdims=True)
+    share = np.divide(matrix, rows, out=np.zeros_like(matrix, dtype=float), where=rows > 0)
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center",
+                    color="white" if share[i, j] > 0.6 else "black")
+    ax.set_xticks(range(len(classes)), classes, rotation=30, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_results(out: Path, config: dict, predictions: pd.DataFrame, metrics: dict,
+                  problems: pd.DataFrame | None = None) -> Path:
+    """Write a results directory so that every number can be recomputed from its files."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(_clean(config), sort_keys=False))
+    predictions.to_csv(out / "predictions.csv", index=False)
+    (out / "metrics.json").write_text(json.dumps(_clean(metrics), indent=2) + "\n")
+    (out / "megc_log.txt").write_text(megc_log(predictions))
+    if problems is not None and len(problems):
+        problems.to_csv(out / "problems.csv", index=False)
+    title = (f"{config.get('model', {}).get('name', '')} {config.get('protocol', '')}  "
+             f"UF1 {metrics['uf1']:.3f}  UAR {metrics['uar']:.3f}")
+    plot_confusion(np.array(metrics["confusion"]), list(metrics["classes"]),
+                   out / "confusion.png", title)
+    return out
+
+
+def load_results(out: str | Path) -> tuple[dict, pd.DataFrame, dict]:
+    """Read back (config, predictions, metrics) from a results directory."""
+    out = Path(out)
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    predictions = pd.read_csv(out / "predictions.csv", dtype={"y_true": str, "y_pred": str,
+                                                             "clip": str, "subject": str,
+                                                             "dataset": str})
+    metrics = json.loads((out / "metrics.json").read_text())
+    return config, predictions, metrics

@@ -1,0 +1,1 @@
+"""Preprocessing stage: frames, optical flow and strain, the on-disk cache."""
