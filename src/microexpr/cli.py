@@ -124,7 +124,13 @@ def datasets_check(
         console.print(f"(other schemes: --labels NAME, one of {known})")
     shown = dataset.problems if problems == 0 else dataset.problems.head(problems)
     if len(shown):
-        _print_frame(shown.fillna(""), title=f"Problems ({len(dataset.problems)} in all)")
+        console.print(f"[bold]Problems[/bold] ({len(dataset.problems)} in all; clips with an "
+                      f"error are excluded)")
+    for p in shown.itertuples(index=False):
+        where = p.file + (f", row {p.row}" if not pd.isna(p.row) else "")
+        what = f"{p.dataset}/{p.clip}" if p.clip else p.dataset
+        console.print(f"  [{p.severity}] {what}: {p.message}" + (f" ({where})" if where else ""),
+                      markup=False)
 
 
 def _parse_roots(dataset: str, roots: list[str]) -> dict[str, str]:
@@ -205,10 +211,10 @@ def models() -> None:
     _print_frame(list_models(), title="Models (--model)")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the app and turns toolkit errors into a message and exit code 2."""
     try:
-        app()
+        app(args=argv, prog_name="microexpr")
     except MicroexprError as exc:
         Console(stderr=True).print(f"[bold red]error:[/bold red] {exc}")
         sys.exit(2)

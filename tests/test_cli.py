@@ -1,0 +1,55 @@
+"""The command line: a thin layer that prints tables, writes results and explains errors."""
+
+import json
+
+import pytest
+
+from microexpr.cli import main
+
+from trees import make_casme2
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    out = capsys.readouterr()
+    return exit_info.value.code, " ".join((out.out + out.err).split())  # undo line wrapping
+
+
+def test_datasets_list(capsys):
+    code, text = run(["datasets", "list"], capsys)
+    assert code == 0
+    for name in ("casme2", "samm", "smic", "casme3", "mmew", "4dme", "casme", "composite3"):
+        assert name in text
+
+
+def test_datasets_check_reports_counts_and_problems(tmp_path, capsys):
+    root = make_casme2(tmp_path)
+    (root / "CASME2_RAW_selected" / "sub01" / "EP00_01" / "img3.jpg").unlink()
+    code, text = run(["datasets", "check", "casme2", "--root", str(root)], capsys)
+    assert code == 0
+    assert "6 clips from 3 subjects; 1 clips excluded" in text
+    assert "apex frame 3 not found" in text
+    assert "Scheme composite3" in text and "Scheme casme2_5" in text
+
+
+def test_evaluate_manifest_writes_results(signal_manifest, tmp_path, capsys):
+    out = tmp_path / "res"
+    code, text = run(["evaluate", "--manifest", str(signal_manifest), "--epochs", "2",
+                      "--out", str(out), "--no-cache"], capsys)
+    assert code == 0, text
+    assert "UF1" in text.upper() and str(out) in text.replace("\n", "")
+    assert json.loads((out / "metrics.json").read_text())["n"] == 72
+
+
+def test_errors_are_messages_with_exit_code_2(tmp_path, capsys):
+    code, text = run(["datasets", "check", "casme2", "--root", str(tmp_path / "nowhere")],
+                     capsys)
+    assert code == 2 and "does not exist" in text and "Traceback" not in text
+    code, text = run(["evaluate", "--dataset", "casme2", "--root", str(make_casme2(tmp_path))],
+                     capsys)
+    assert code == 2 and "--labels" in text
+    code, text = run(["evaluate"], capsys)
+    assert code == 2 and "either --dataset" in text
+    code, text = run(["evaluate", "--dataset", "composite", "--root", "smic=/x"], capsys)
+    assert code == 2 and "missing --root casme2=PATH" in text

@@ -1,0 +1,102 @@
+"""The model registry, STSTNet and the TorchClassifier: learns, saves, loads, validates inputs."""
+
+import numpy as np
+import pytest
+import torch
+
+from microexpr.errors import ConfigError, InputShapeError
+from microexpr.models import get_model_spec, list_models
+from microexpr.models.classifier import TorchClassifier, split_subjects
+from microexpr.models.ststnet import STSTNet
+from microexpr.training.loop import TrainConfig, class_weights
+
+
+def planted(n=150, size=28, seed=0):
+    """Noise with a class-specific smooth blob: learnable only from where the blob is."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.normal(size=(n, size, size, 3)).astype(np.float32)
+    yy, xx = np.mgrid[0:size, 0:size]
+    for k in range(3):
+        blob = np.exp(-((yy - size * (k + 1) / 4) ** 2 + (xx - size / 2) ** 2) / (size / 6) ** 2)
+        x[y == k, :, :, k] += 1.5 * blob
+    return x, np.array(["neg", "pos", "sur"])[y]
+
+
+def test_ststnet_matches_the_paper_layout():
+    net = STSTNet()
+    # conv 3->16 (3x3) = 448, batch norm 32, linear 400->3 = 1203
+    assert sum(p.numel() for p in net.parameters()) == 1683
+    assert net.classifier.in_features == 5 * 5 * 16
+    streams = net.streams(torch.zeros(2, 3, 28, 28))
+    assert [s.shape[1] for s in streams] == [3, 5, 8]
+    assert net(torch.zeros(2, 3, 28, 28)).shape == (2, 3)
+    assert STSTNet(in_channels=2, input_size=(40, 40))(torch.zeros(1, 2, 40, 40)).shape == (1, 3)
+
+
+def test_registry_lists_ststnet():
+    table = list_models()
+    row = table[table["name"] == "ststnet"].iloc[0]
+    assert row["representation"] == "onset_apex_flow" and row["parameters"] == 1683
+    assert "Liong" in row["reference"]
+    with pytest.raises(ConfigError, match="unknown model 'nope'"):
+        get_model_spec("nope")
+
+
+def test_trains_learns_and_loss_goes_down():
+    x, y = planted()
+    model = TorchClassifier("ststnet", ["neg", "pos", "sur"], seed=0,
+                            train_config={"epochs": 30, "batch_size": 32, "lr": 3e-3})
+    model.fit(x[:100], y[:100])
+    losses = model.history.train_loss
+    assert losses[-1] < 0.6 * losses[0]
+    assert (model.predict(x[100:]) == y[100:]).mean() > 0.8  # chance is 1/3
+
+
+def test_save_load_gives_the_same_predictions(tmp_path):
+    x, y = planted(60)
+    model = TorchClassifier("ststnet", ["neg", "pos", "sur"], seed=1,
+                            train_config={"epochs": 3})
+    model.fit(x, y)
+    path = model.save(tmp_path / "m.pt")
+    loaded = TorchClassifier.load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(x), model.predict_proba(x))
+    assert loaded.classes == model.classes and loaded.train_config == model.train_config
+
+
+def test_input_validation_is_clear():
+    model = TorchClassifier("ststnet", ["a", "b"], train_config={"epochs": 1})
+    with pytest.raises(InputShapeError, match="N x H x W x C"):
+        model.fit(np.zeros((4, 28, 28), np.float32), ["a", "b", "a", "b"])
+    with pytest.raises(InputShapeError, match="at least 8x8"):
+        model.fit(np.zeros((4, 4, 4, 3), np.float32), ["a", "b", "a", "b"])
+    with pytest.raises(ConfigError, match="not among the classes"):
+        model.fit(np.zeros((2, 28, 28, 3), np.float32), ["a", "z"])
+    with pytest.raises(ConfigError, match="not trained"):
+        model.predict_proba(np.zeros((1, 28, 28, 3), np.float32))
+    model.fit(np.random.default_rng(0).normal(size=(4, 28, 28, 3)), ["a", "b", "a", "b"])
+    with pytest.raises(InputShapeError, match="trained on inputs of shape"):
+        model.predict_proba(np.zeros((1, 20, 20, 3), np.float32))
+    with pytest.raises(ConfigError, match="unknown training option"):
+        TorchClassifier("ststnet", ["a", "b"], train_config={"epoch": 3})
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        TorchClassifier("ststnet", ["a", "b"], params={"depth": 3}).fit(
+            np.zeros((2, 28, 28, 3), np.float32), ["a", "b"])
+
+
+def test_train_config_validation_and_class_weights():
+    with pytest.raises(ConfigError, match="epochs"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ConfigError, match="optimizer"):
+        TrainConfig(optimizer="lion")
+    weights = class_weights(np.array([0, 0, 0, 1]), 3)
+    np.testing.assert_allclose(weights, [4 / 6, 2.0, 0.0])
+
+
+def test_validation_split_is_by_subject():
+    groups = np.array(["a/1"] * 3 + ["a/2"] * 3 + ["b/1"] * 3 + ["b/2"] * 3 + ["b/3"] * 3)
+    mask = split_subjects(groups, 0.4, seed=0)
+    held = set(groups[mask])
+    assert len(held) == 2 and not held & set(groups[~mask])
+    with pytest.raises(ConfigError, match="at least 2"):
+        split_subjects(np.array(["a", "a"]), 0.5, 0)
