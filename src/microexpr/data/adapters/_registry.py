@@ -94,7 +94,7 @@ def load_dataset(
     scheme, and `options` go to the adapter (e.g. `variant="raw"` for casme2).
     """
     adapter = get_adapter(name)
-    path = Path(root).expanduser()
+    path = Path(root).expanduser().resolve()
     if not path.is_dir():
         raise DatasetError(
             f"{adapter.title} folder {path} does not exist or is not a folder; pass the folder "
