@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from microexpr.evaluation.runner import EvaluationResult, evaluate
-
-
-def _synthetic_database(root: Path, overrides: dict, progress: bool) -> Path:
-    """Write the synthetic database unless `root` already holds one made with the same config."""
-    from microexpr.data.synthetic import SynthConfig, synthesize
-
-    wanted = SynthConfig(**overrides)
-    marker = root / "microexpr_synthetic.json"
-    if marker.is_file():
-        try:
-            recorded = json.loads(marker.read_text()).get("config", {})
-        except json.JSONDecodeError:
-            recorded = {}
-        if recorded == json.loads(json.dumps(wanted.__dict__)):
-            return root
-    return synthesize(root, wanted, progress=progress)
 
 
 def run_demo(out: str | Path = "demo-output", *, subjects: int = 12, clips_per_class: int = 4,
@@ -34,11 +17,12 @@ def run_demo(out: str | Path = "demo-output", *, subjects: int = 12, clips_per_c
     cache) and `results/` (config, predictions, metrics, confusion matrix).
     """
     from microexpr.data.adapters import load_dataset
+    from microexpr.data.synthetic import synthesize
 
     out = Path(out)
-    root = _synthetic_database(
-        out / "synthetic-casme2",
-        {"subjects": subjects, "clips_per_class": clips_per_class, "seed": seed}, progress)
+    # synthesize() returns at once when the folder already holds this database
+    root = synthesize(out / "synthetic-casme2", subjects=subjects,
+                      clips_per_class=clips_per_class, seed=seed, progress=progress)
     dataset = load_dataset("casme2", root, namespace="synth", labels="composite3")
     return evaluate(dataset, "ststnet", protocol="loso", epochs=epochs, seed=seed,
                     out=out / "results", cache_dir=out / "cache",

@@ -39,11 +39,17 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError
-from .synth.aus import ACTION_UNITS, EMOTION_AUS, OTHERS_POOL, SUPPORTED_EMOTIONS, au_field
-from .synth.aus import choose_aus as _choose_aus
-from .synth.clip import draw_nuisance, draw_timeline, render_clip
-from .synth.face import Subject, make_subject
+from microexpr.data.synth.aus import (
+    ACTION_UNITS,
+    EMOTION_AUS,
+    OTHERS_POOL,
+    SUPPORTED_EMOTIONS,
+    au_field,
+)
+from microexpr.data.synth.aus import choose_aus as _choose_aus
+from microexpr.data.synth.clip import draw_nuisance, draw_timeline, render_clip
+from microexpr.data.synth.face import Subject, make_subject
+from microexpr.errors import ConfigError
 
 __all__ = [
     "ANNOTATION_FILE",
