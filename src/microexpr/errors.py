@@ -25,3 +25,7 @@ class ConfigError(MicroexprError):
 
 class InputShapeError(MicroexprError):
     """Inputs do not have the shape a model or representation expects."""
+
+
+class FaceNotFoundError(MicroexprError):
+    """No usable face was found where one was needed (names the file or clip)."""
