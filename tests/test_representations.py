@@ -97,9 +97,9 @@ def test_cache_reuses_and_resumes(clips, tmp_path, monkeypatch):
     calls = []
     original = onset_apex_flow
 
-    def counting(clip, cfg):
+    def counting(clip, cfg, context):
         calls.append(clip["clip"])
-        return original(clip, cfg)
+        return original(clip, cfg, context)
 
     counted = replace(REPRESENTATIONS["onset_apex_flow"], compute=counting)
     monkeypatch.setitem(REPRESENTATIONS, "onset_apex_flow", counted)

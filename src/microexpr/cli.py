@@ -151,6 +151,87 @@ def _parse_roots(dataset: str, roots: list[str]) -> dict[str, str]:
     return parsed
 
 
+def _options(items: list[str] | None, align: bool | None, backend: str | None,
+             magnify: float | None) -> dict:
+    """Representation options from `--option key=value` (dotted keys for nested options)."""
+    import yaml
+
+    from microexpr.representations import set_option
+
+    options: dict = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--option takes key=value (e.g. method=dis, align.margin=0.4), "
+                              f"got {item!r}")
+        key, value = item.split("=", 1)
+        set_option(options, key.strip(), yaml.safe_load(value))
+    if align or backend:
+        align_options = options.get("align") if isinstance(options.get("align"), dict) else {}
+        options["align"] = {**align_options, **({"backend": backend} if backend else {})}
+    elif align is False:
+        options["align"] = None
+    if magnify is not None:
+        options["magnify"] = {"factor": magnify} if magnify > 0 else None
+    return options
+
+
+def _load_for_cli(dataset: str, roots: list[str], labels: str | None):
+    from microexpr.data.adapters import load_dataset
+    from microexpr.data.composite import load_composite
+
+    parsed = _parse_roots(dataset, roots)
+    if dataset == "composite":
+        return load_composite(**parsed)
+    data = load_dataset(dataset, parsed[dataset])
+    return data.with_labels(labels) if labels else data
+
+
+@app.command()
+def prepare(
+    dataset: Annotated[str, typer.Option(help="Database name, or 'composite'.")],
+    root: Annotated[list[str], typer.Option(
+        help="Database folder (for composite: smic=PATH casme2=PATH samm=PATH).")],
+    representation: Annotated[str, typer.Option(help="See `microexpr representations`.")]
+    = "onset_apex_flow",
+    option: Annotated[list[str] | None, typer.Option(
+        help="Representation option key=value (repeatable), e.g. method=dis, size=64.")]
+    = None,
+    align: Annotated[bool | None, typer.Option(
+        "--align/--no-align", help="Detect, align and crop the face first.")] = None,
+    face_backend: Annotated[str | None, typer.Option(
+        help="Face backend for --align: auto, mediapipe, haar, dlib.")] = None,
+    magnify: Annotated[float | None, typer.Option(
+        help="Eulerian motion magnification factor (0 = off).")] = None,
+    labels: Annotated[str | None, typer.Option(help="Only clips this scheme keeps.")] = None,
+    jobs: Annotated[int, typer.Option(help="Worker processes (0 = all cores).")] = 0,
+    cache_dir: Annotated[Path | None, typer.Option(help="Cache folder.")] = None,
+) -> None:
+    """Compute and cache a representation for every clip (parallel, resumable)."""
+    from microexpr.representations import prepare_representation
+
+    data = _load_for_cli(dataset, list(root), labels)
+    report = prepare_representation(data.clips, representation,
+                                    _options(option, align, face_backend, magnify),
+                                    cache_dir=cache_dir or True, jobs=jobs)
+    console.print(report.summary())
+    for row in report.failures.itertuples(index=False):
+        console.print(f"  [failed] {row.dataset}/{row.clip}: {row.error}", markup=False)
+    for row in report.warnings.head(20).itertuples(index=False):
+        console.print(f"  [warning] {row.dataset}/{row.clip}: {row.warning}", markup=False)
+    if len(report.warnings) > 20:
+        console.print(f"  ... and {len(report.warnings) - 20} more warnings")
+    if len(report.failures) == len(report.arrays):
+        raise typer.Exit(1)
+
+
+@app.command()
+def representations() -> None:
+    """The representations `prepare` and the models use, with their default options."""
+    from microexpr.representations import list_representations
+
+    _print_frame(list_representations().astype(str), title="Representations")
+
+
 @app.command()
 def evaluate(
     dataset: Annotated[str | None, typer.Option(help="Database name, or 'composite'.")] = None,
@@ -175,6 +256,14 @@ def evaluate(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
     save_models: Annotated[bool, typer.Option(help="Save each fold's trained model.")]
     = False,
+    option: Annotated[list[str] | None, typer.Option(
+        help="Representation option key=value (repeatable), e.g. method=dis.")] = None,
+    align: Annotated[bool | None, typer.Option(
+        "--align/--no-align", help="Detect, align and crop the face first.")] = None,
+    face_backend: Annotated[str | None, typer.Option(help="Face backend for --align.")]
+    = None,
+    magnify: Annotated[float | None, typer.Option(help="Motion magnification factor.")]
+    = None,
 ) -> None:
     """Evaluate a model on a database or a manifest (leave-one-subject-out by default)."""
     from microexpr.evaluation.runner import evaluate as run
@@ -184,21 +273,14 @@ def evaluate(
     if manifest is not None:
         data = manifest
     else:
-        from microexpr.data.adapters import load_dataset
-        from microexpr.data.composite import load_composite
-
-        roots = _parse_roots(dataset, list(root or []))
-        if dataset == "composite":
-            data = load_composite(**roots)
-        else:
-            data = load_dataset(dataset, roots[dataset])
-            if labels is None:
-                raise ConfigError(f"--dataset {dataset} needs --labels SCHEME (see `microexpr "
-                                  f"datasets list`; 'emotion' keeps every annotated emotion)")
-            data = data.with_labels(labels)
+        if dataset != "composite" and labels is None:
+            raise ConfigError(f"--dataset {dataset} needs --labels SCHEME (see `microexpr "
+                              f"datasets list`; 'emotion' keeps every annotated emotion)")
+        data = _load_for_cli(dataset, list(root or []), labels)
     result = run(data, model, protocol=protocol, epochs=epochs, seed=seed, out=out, jobs=jobs,
                  cache_dir=None if no_cache else (cache_dir or True),
                  train={"early_stopping": True} if early_stopping else None,
+                 representation=_options(option, align, face_backend, magnify),
                  device=device, save_models=save_models)
     _print_result(result)
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from microexpr.data.clips import Dataset
+from microexpr.data.clips import Dataset, Problem, problems_frame
 from microexpr.data.manifest import Manifest, read_manifest
 from microexpr.errors import ConfigError
 from microexpr.evaluation.metrics import PROBABILITY_PREFIX, compute_metrics, metrics_table
@@ -19,7 +19,7 @@ from microexpr.evaluation.protocols import Fold, make_folds
 from microexpr.evaluation.report import write_results
 from microexpr.parallel import make_executor
 from microexpr.progress import track
-from microexpr.representations import compute_representation, make_config
+from microexpr.representations import make_config, prepare_representation
 
 
 @dataclass
@@ -147,8 +147,15 @@ def evaluate(
     if inputs is None:
         rep_config = make_config(spec.representation,
                                  {**spec.representation_config, **(representation or {})})
-        inputs = compute_representation(clips, spec.representation, rep_config,
+        report = prepare_representation(clips, spec.representation, rep_config,
                                         cache_dir=cache_dir, jobs=jobs, progress=progress)
+        inputs = report.stacked()
+        if len(report.failures):  # e.g. no face found: the clip is excluded and reported
+            clips = clips[report.ok].reset_index(drop=True)
+            failed = [Problem(dataset=str(f.dataset), clip=str(f.clip), severity="error",
+                              message=f"{spec.representation} failed: {f.error}")
+                      for f in report.failures.itertuples(index=False)]
+            problems = pd.concat([problems, problems_frame(failed)], ignore_index=True)
     spec.check_input(inputs.shape)
     subjects = clips["subject"].astype(str).to_numpy()
     datasets = clips["dataset"].astype(str).to_numpy()

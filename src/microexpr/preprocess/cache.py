@@ -66,15 +66,35 @@ class ArrayCache:
             path.unlink(missing_ok=True)  # unreadable entry (e.g. disk error): recompute it
             return None
 
-    def put(self, namespace: str, key: str, array: np.ndarray) -> None:
+    def get_meta(self, namespace: str, key: str) -> dict | None:
+        """The JSON metadata stored with an entry (warnings, ...), or None."""
+        if self.root is None:
+            return None
+        path = self._path(namespace, key).with_suffix(".json")
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def put(self, namespace: str, key: str, array: np.ndarray, meta: dict | None = None
+            ) -> None:
+        """Store an entry (and optional JSON metadata, written first: the .npy marks it done)."""
         if self.root is None:
             return
         path = self._path(namespace, key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npy")
+        if meta is not None:
+            self._atomic_write(path.with_suffix(".json"),
+                               lambda handle: handle.write(json.dumps(meta).encode()))
+        self._atomic_write(path, lambda handle: np.save(handle, np.ascontiguousarray(array),
+                                                        allow_pickle=False))
+
+    @staticmethod
+    def _atomic_write(path: Path, write) -> None:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
         try:
             with os.fdopen(fd, "wb") as handle:
-                np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
+                write(handle)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
