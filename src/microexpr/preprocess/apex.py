@@ -8,9 +8,11 @@ Two motion measures:
 
 - ``"diff"``: mean absolute intensity difference to the onset after a slight Gaussian blur
   (sigma 1 px, which suppresses sensor noise and JPEG blocking); fast, but it saturates once
-  a structure has moved more than its own width and it also responds to lighting changes;
+  a structure has moved more than its own width; frames are first scaled to the onset's
+  mean brightness so that flicker does not count as motion;
 - ``"flow"``: mean magnitude of the dense optical flow (DIS) from the onset to the frame,
-  which grows with the displacement itself; slower.
+  after removing the median flow (the head's global movement), which grows with the
+  displacement itself; slower.
 """
 
 from __future__ import annotations
@@ -72,6 +74,9 @@ def motion_curve(
         blurred = [
             cv2.GaussianBlur(frame.astype(np.float32), (0, 0), _BLUR_SIGMA) for frame in frames
         ]
+        # global brightness changes (flicker, auto exposure) are not facial motion
+        level = blurred[0].mean()
+        blurred = [frame * (level / max(float(frame.mean()), 1e-6)) for frame in blurred]
         onset = blurred[0]
         for index in range(1, len(blurred)):
             change = np.abs(blurred[index] - onset)
@@ -80,6 +85,9 @@ def motion_curve(
     gray = _to_uint8(frames)
     for index in range(1, len(gray)):
         flow = optical_flow(gray[0], gray[index], "dis")
+        # the median flow is the head's own movement; facial motion is what is left
+        region = flow[mask] if mask is not None else flow.reshape(-1, 2)
+        flow = flow - np.median(region, axis=0)
         magnitude = np.hypot(flow[..., 0], flow[..., 1])
         curve[index] = magnitude[mask].mean() if mask is not None else magnitude.mean()
     return curve

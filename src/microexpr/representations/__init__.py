@@ -110,7 +110,8 @@ def _prepare_one(shared: tuple[str, Any, str | None], clip: dict
     except MicroexprError as exc:
         return None, False, (type(exc).__name__, str(exc)), context.warnings
     except OSError as exc:
-        return None, False, ("DatasetError", f"{type(exc).__name__}: {exc}"), context.warnings
+        message = f"cannot read {exc.filename}: {exc.strerror}" if exc.filename else str(exc)
+        return None, False, ("DatasetError", message), context.warnings
 
 
 def prepare_representation(

@@ -30,14 +30,15 @@ def uses_spotting(clip: Mapping[str, Any], apex: str) -> bool:
 
 def apex_number(clip: Mapping[str, Any], apex: str, *, align: Any = None,
                 context: Context | None = None, size: int = 64) -> int:
-    """The annotated apex, or the frame of peak motion relative to onset within the face."""
+    """The annotated apex, or the frame of peak motion relative to onset within the face
+    (local optical flow, head movement removed; see `microexpr.preprocess.apex`)."""
     if not uses_spotting(clip, apex):
         return int(clip["apex"])
     from microexpr.preprocess.apex import spot_apex
 
     numbers = clip_range(clip)
     frames = load_frames(clip, numbers, size=size, color=False, align=align, context=context)
-    return int(numbers[spot_apex(frames)])
+    return int(numbers[spot_apex(frames, "flow")])
 
 
 @dataclass(frozen=True)
