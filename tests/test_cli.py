@@ -53,3 +53,26 @@ def test_errors_are_messages_with_exit_code_2(tmp_path, capsys):
     assert code == 2 and "either --dataset" in text
     code, text = run(["evaluate", "--dataset", "composite", "--root", "smic=/x"], capsys)
     assert code == 2 and "missing --root casme2=PATH" in text
+
+
+def test_prepare_computes_then_reuses_the_cache(tmp_path, capsys):
+    import microexpr
+
+    root = microexpr.synthesize(tmp_path / "db", subjects=2, clips_per_class=1, size=48)
+    argv = ["prepare", "--dataset", "casme2", "--root", str(root), "--option", "method=dis",
+            "--option", "compute_size=48", "--cache-dir", str(tmp_path / "cache"), "--jobs", "1"]
+    code, text = run(argv, capsys)
+    assert code == 0 and "6 clips, 6 computed, 0 from the cache, 0 failed" in text
+    code, text = run(argv, capsys)
+    assert code == 0 and "0 computed, 6 from the cache" in text
+    code, text = run([*argv, "--option", "size=14"], capsys)  # a changed config: new entries
+    assert code == 0 and "6 computed" in text
+    code, text = run([*argv, "--option", "colour=1"], capsys)
+    assert code == 2 and "unknown option(s) ['colour']" in text
+
+
+def test_representations_and_models_commands(capsys):
+    code, text = run(["representations"], capsys)
+    assert code == 0 and "onset_apex_flow" in text and "dynamic_images" in text
+    code, text = run(["models"], capsys)
+    assert code == 0 and "ststnet" in text and "1683" in text
