@@ -100,3 +100,54 @@ def test_validation_split_is_by_subject():
     assert len(held) == 2 and not held & set(groups[~mask])
     with pytest.raises(ConfigError, match="at least 2"):
         split_subjects(np.array(["a", "a"]), 0.5, 0)
+
+
+def flatten_samples(x):
+    return x.reshape(len(x), -1)
+
+
+@pytest.fixture
+def logistic_spec(monkeypatch):
+    """A throwaway scikit-learn model spec (flattened inputs -> logistic regression)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    from microexpr.models.registry import MODELS, ModelSpec
+
+    def build(input_shape, n_classes, seed, C):
+        flatten = FunctionTransformer(flatten_samples)
+        return make_pipeline(flatten, StandardScaler(), LogisticRegression(C=C, max_iter=500))
+
+    spec = ModelSpec(name="test_logistic", build=build, representation="onset_apex_flow",
+                     reference="-", description="-", kind="sklearn", params={"C": 1.0})
+    monkeypatch.setitem(MODELS, spec.name, spec)
+    return spec
+
+
+def test_sklearn_models_share_the_classifier_api(logistic_spec, tmp_path):
+    from microexpr.models.factory import load_model, make_classifier
+
+    x, y = planted(90)
+    model = make_classifier("test_logistic", ["neg", "pos", "sur"], params={"C": 0.5})
+    model.fit(x[:60], y[:60])
+    assert (model.predict(x[60:]) == y[60:]).mean() > 0.8
+    loaded = load_model(model.save(tmp_path / "m.pkl"))
+    np.testing.assert_array_equal(loaded.predict_proba(x), model.predict_proba(x))
+    # a class missing from the training fold gets probability 0, columns stay in order
+    partial = make_classifier("test_logistic", ["neg", "pos", "sur"]).fit(
+        x[y != "sur"], y[y != "sur"])
+    assert partial.predict_proba(x[:5])[:, 2].max() == 0.0
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        make_classifier("test_logistic", ["a", "b"], params={"gamma": 1})
+
+
+def test_evaluate_runs_sklearn_models(logistic_spec, signal_manifest):
+    import microexpr
+
+    result = microexpr.evaluate(signal_manifest, "test_logistic", cache_dir=None,
+                                progress=False, write=False)
+    assert result.metrics["uf1"] > 0.8 and result.config["train"] is None
+    with pytest.raises(ConfigError, match="scikit-learn model"):
+        microexpr.evaluate(signal_manifest, "test_logistic", epochs=3, progress=False,
+                           write=False)

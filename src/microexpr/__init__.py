@@ -24,6 +24,8 @@ _API = {
     "FlowConfig": "microexpr.representations",
     "list_models": "microexpr.models.registry",
     "TorchClassifier": "microexpr.models.classifier",
+    "make_classifier": "microexpr.models.factory",
+    "load_model": "microexpr.models.factory",
     "TrainConfig": "microexpr.training.loop",
     "evaluate": "microexpr.evaluation.runner",
     "EvaluationResult": "microexpr.evaluation.runner",

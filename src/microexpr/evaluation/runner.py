@@ -48,7 +48,7 @@ class _Shared:
     subjects: np.ndarray
     classes: tuple[str, ...]
     model: str
-    train_config: dict
+    train_config: dict | None
     params: dict
     seed: int
     device: str | None
@@ -61,18 +61,19 @@ def fold_seed(seed: int, fold: int) -> int:
 
 
 def _run_fold(shared: _Shared, fold: Fold) -> tuple[np.ndarray, dict]:
-    from microexpr.models.classifier import TorchClassifier
+    from microexpr.models.factory import make_classifier
 
-    classifier = TorchClassifier(shared.model, shared.classes, train_config=shared.train_config,
+    classifier = make_classifier(shared.model, shared.classes, train_config=shared.train_config,
                                  params=shared.params, seed=fold_seed(shared.seed, fold.index),
                                  device=shared.device)
     classifier.fit(shared.inputs[fold.train], shared.labels[fold.train],
                    groups=shared.subjects[fold.train])
     if shared.models_dir:
         classifier.save(Path(shared.models_dir) / f"fold{fold.index:03d}.pt")
-    info = {"epochs_run": len(classifier.history.train_loss),
-            "best_epoch": classifier.history.best_epoch,
-            "final_train_loss": classifier.history.train_loss[-1]}
+    history = getattr(classifier, "history", None)
+    info = {} if history is None else {
+        "epochs_run": len(history.train_loss), "best_epoch": history.best_epoch,
+        "final_train_loss": history.train_loss[-1]}
     return classifier.predict_proba(shared.inputs[fold.test]), info
 
 
@@ -142,7 +143,10 @@ def evaluate(
 
     spec = get_model_spec(model)
     clips, classes, data_info, inputs, problems = _clips_of(data, labels)
-    train_config = make_train_config(spec, train, epochs=epochs)
+    train_config = make_train_config(spec, train, epochs=epochs) if spec.kind == "torch" else None
+    if train_config is None and (train or epochs):
+        raise ConfigError(f"{model} is a scikit-learn model: it takes no epochs or training "
+                          f"options (use params=...)")
     rep_config = None
     if inputs is None:
         rep_config = make_config(spec.representation,
@@ -164,7 +168,8 @@ def evaluate(
     out_dir = Path(out) if out is not None else _default_out(name, model, protocol)
     shared = _Shared(inputs=inputs, labels=clips["label"].astype(str).to_numpy(),
                      subjects=subjects, classes=tuple(classes), model=model,
-                     train_config=asdict(train_config), params=dict(params or {}), seed=seed,
+                     train_config=asdict(train_config) if train_config else None,
+                     params=dict(params or {}), seed=seed,
                      device=device, models_dir=str(out_dir / "models") if save_models else None)
     probabilities: list[np.ndarray | None] = [None] * len(folds)
     fold_info: list[dict] = [{}] * len(folds)
@@ -185,7 +190,7 @@ def evaluate(
                   "reference": spec.reference},
         "representation": None if rep_config is None else
         {"name": spec.representation, **asdict(rep_config)},
-        "train": asdict(train_config),
+        "train": asdict(train_config) if train_config else None,
         "protocol": protocol,
         "n_folds": len(folds),
         "seed": seed,

@@ -48,8 +48,9 @@ def split_subjects(groups: np.ndarray, fraction: float, seed: int) -> np.ndarray
 class TorchClassifier:
     """A registered torch model trained by the one training loop (scikit-learn style).
 
-    Inputs are N x H x W x C float arrays (what representations produce). Each channel is
-    standardised with the mean and spread of the training inputs only. `classes` fixes the
+    Inputs are channels-last float arrays (N x H x W x C, N x T x H x W x C, ... as
+    representations produce them). Each channel is standardised with the mean and spread of
+    the training inputs only. `classes` fixes the
     class order of `predict_proba`'s columns.
     """
 
@@ -66,7 +67,7 @@ class TorchClassifier:
         self.seed = seed
         self.device = resolve_device(device)
         self.module: torch.nn.Module | None = None
-        self.input_shape: tuple[int, int, int] | None = None
+        self.input_shape: tuple[int, ...] | None = None
         self.mean: np.ndarray | None = None
         self.std: np.ndarray | None = None
         self.history = History()
@@ -84,10 +85,10 @@ class TorchClassifier:
         x = np.asarray(x, dtype=np.float32)
         if self.input_shape is not None and x.shape[1:] != self.input_shape:
             raise InputShapeError(
-                f"{self.spec.name} was trained on inputs of shape {self.input_shape} (H x W x C) "
+                f"{self.spec.name} was trained on inputs of shape {self.input_shape} "
                 f"but got {x.shape[1:]}; compute the representation with the same config")
         x = (x - self.mean) / self.std
-        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        return np.ascontiguousarray(np.moveaxis(x, -1, 1))  # channels first
 
     # -- estimator API ----------------------------------------------------------------------
     def fit(self, x: np.ndarray, y: np.ndarray | list, groups: np.ndarray | None = None
@@ -101,12 +102,11 @@ class TorchClassifier:
             raise InputShapeError("inputs contain NaN or infinite values")
         y_idx = self._encode(y)
         self.input_shape = tuple(x.shape[1:])  # type: ignore[assignment]
-        self.mean = x.mean(axis=(0, 1, 2), keepdims=True)[0]
-        self.std = x.std(axis=(0, 1, 2), keepdims=True)[0] + 1e-6
+        axes = tuple(range(x.ndim - 1))  # every axis but the channels (last)
+        self.mean = x.mean(axis=axes).astype(np.float32)
+        self.std = (x.std(axis=axes) + 1e-6).astype(np.float32)
         generator = seed_everything(self.seed)
-        height, width, chans = self.input_shape
-        self.module = self.spec.build_module(chans, len(self.classes), (height, width),
-                                             **self.params)
+        self.module = self.spec.build_module(self.input_shape, len(self.classes), **self.params)
         validation = None
         train_mask = np.ones(len(x), dtype=bool)
         if self.train_config.early_stopping:
@@ -163,9 +163,7 @@ class TorchClassifier:
         model = cls(meta["model"], meta["classes"], train_config=meta["train_config"],
                     params=params, seed=meta["seed"], device=device)
         model.input_shape = tuple(meta["input_shape"])
-        height, width, chans = model.input_shape
-        model.module = model.spec.build_module(chans, len(model.classes), (height, width),
-                                               **params)
+        model.module = model.spec.build_module(model.input_shape, len(model.classes), **params)
         model.module.load_state_dict(blob["state_dict"])
         model.mean, model.std = blob["mean"], blob["std"]
         return model

@@ -51,8 +51,9 @@ class STSTNet(nn.Module):
         return self.classifier(self.features(x).flatten(1))
 
 
-def _build(in_channels: int, n_classes: int, input_size: tuple[int, int], **params) -> nn.Module:
-    return STSTNet(in_channels, n_classes, input_size, **params)
+def _build(input_shape: tuple[int, ...], n_classes: int, **params) -> nn.Module:
+    height, width, channels = input_shape
+    return STSTNet(channels, n_classes, (height, width), **params)
 
 
 SPEC = register_model(ModelSpec(
@@ -64,7 +65,7 @@ SPEC = register_model(ModelSpec(
     # same loss in far fewer epochs, which keeps LOSO over 68 subjects within minutes on a CPU.
     train=TrainConfig(epochs=40, batch_size=64, lr=1e-3, weight_decay=1e-4),
     params={"widths": (3, 5, 8), "dropout": 0.5},
-    default_input=(3, 28, 28),
+    default_input=(28, 28, 3),
     min_size=8,
     reference="Liong et al., Shallow Triple Stream Three-dimensional CNN (STSTNet) for "
               "Micro-expression Recognition, FG 2019",

@@ -1,0 +1,39 @@
+"""One way to get a trainable classifier for any registered model, and to load a saved one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from microexpr.errors import ConfigError
+from microexpr.models.registry import ModelSpec, get_model_spec
+
+
+def make_classifier(model: str | ModelSpec, classes, *, train_config: Any = None,
+                    params: dict | None = None, seed: int = 0, device: str | None = None):
+    """A TorchClassifier or SklearnClassifier for `model`, per its registry kind."""
+    spec = get_model_spec(model) if isinstance(model, str) else model
+    if spec.kind == "torch":
+        from microexpr.models.classifier import TorchClassifier
+
+        return TorchClassifier(spec, classes, train_config=train_config, params=params,
+                               seed=seed, device=device)
+    from microexpr.models.sklearn_classifier import SklearnClassifier
+
+    return SklearnClassifier(spec, classes, params=params, seed=seed)
+
+
+def load_model(path: str | Path, device: str | None = None):
+    """Load a classifier saved by `.save()` (torch or scikit-learn)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"no saved model at {path}")
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    if head == b"PK":  # torch.save writes a zip archive
+        from microexpr.models.classifier import TorchClassifier
+
+        return TorchClassifier.load(path, device=device)
+    from microexpr.models.sklearn_classifier import SklearnClassifier
+
+    return SklearnClassifier.load(path)

@@ -1,0 +1,89 @@
+"""SklearnClassifier: a registered scikit-learn model behind the same API as TorchClassifier."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from microexpr.errors import ConfigError, InputShapeError
+from microexpr.models.registry import ModelSpec, get_model_spec
+
+FORMAT = "microexpr-sklearn-1"
+
+
+class SklearnClassifier:
+    """A registered "sklearn" model (feature extraction + classifier pipeline).
+
+    Same interface as TorchClassifier: fit(x, y, groups), predict_proba (columns in
+    `classes` order, zeros for a class absent from the training fold), save / load.
+    """
+
+    def __init__(self, model: str | ModelSpec, classes: tuple[str, ...] | list[str], *,
+                 params: dict[str, Any] | None = None, seed: int = 0, **_: Any):
+        self.spec = get_model_spec(model) if isinstance(model, str) else model
+        if self.spec.kind != "sklearn":
+            raise ConfigError(f"{self.spec.name} is a {self.spec.kind} model")
+        self.classes = tuple(str(c) for c in classes)
+        if len(self.classes) < 2:
+            raise ConfigError(f"need at least 2 classes, got {self.classes}")
+        self.params = self.spec.check_params(params or {})
+        self.seed = seed
+        self.estimator: Any = None
+        self.input_shape: tuple[int, ...] | None = None
+
+    def _encode(self, y) -> np.ndarray:
+        lookup = {c: i for i, c in enumerate(self.classes)}
+        labels = [str(v) for v in y]
+        unknown = sorted(set(labels) - set(lookup))
+        if unknown:
+            raise ConfigError(f"labels {unknown} are not among the classes {self.classes}")
+        return np.array([lookup[v] for v in labels], dtype=np.int64)
+
+    def fit(self, x: np.ndarray, y, groups: np.ndarray | None = None) -> SklearnClassifier:
+        x = np.asarray(x, dtype=np.float32)
+        self.spec.check_input(x.shape)
+        if len(x) != len(y):
+            raise InputShapeError(f"{len(x)} inputs but {len(y)} labels")
+        self.input_shape = tuple(x.shape[1:])
+        self.estimator = self.spec.build(self.input_shape, len(self.classes), seed=self.seed,
+                                         **self.params)
+        self.estimator.fit(x, self._encode(y))
+        return self
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        if self.estimator is None:
+            raise ConfigError("the classifier is not trained: call fit() or load() first")
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape[1:] != self.input_shape:
+            raise InputShapeError(f"{self.spec.name} was trained on inputs of shape "
+                                  f"{self.input_shape} but got {x.shape[1:]}")
+        proba = np.zeros((len(x), len(self.classes)), dtype=np.float64)
+        proba[:, self.estimator.classes_] = self.estimator.predict_proba(x)
+        return proba
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.array(self.classes)[self.predict_proba(x).argmax(axis=1)]
+
+    def save(self, path: str | Path) -> Path:
+        if self.estimator is None:
+            raise ConfigError("nothing to save: the classifier is not trained")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as handle:
+            pickle.dump({"format": FORMAT, "model": self.spec.name, "classes": self.classes,
+                         "params": self.params, "seed": self.seed,
+                         "input_shape": self.input_shape, "estimator": self.estimator}, handle)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, **_: Any) -> SklearnClassifier:
+        with open(path, "rb") as handle:
+            blob = pickle.load(handle)
+        if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+            raise ConfigError(f"{path} is not a saved microexpr scikit-learn model")
+        model = cls(blob["model"], blob["classes"], params=blob["params"], seed=blob["seed"])
+        model.estimator, model.input_shape = blob["estimator"], tuple(blob["input_shape"])
+        return model
