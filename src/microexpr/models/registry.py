@@ -128,4 +128,11 @@ def list_models() -> pd.DataFrame:
 
 
 def _load_builtin_models() -> None:
-    from microexpr.models import ststnet  # noqa: F401  (registers on import)
+    """Import every module of the microexpr.models package: each model registers itself."""
+    import importlib
+    import pkgutil
+
+    import microexpr.models as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")

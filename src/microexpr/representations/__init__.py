@@ -21,7 +21,6 @@ from microexpr.errors import ConfigError, MicroexprError
 from microexpr.parallel import make_executor
 from microexpr.preprocess.cache import ArrayCache, cache_key, default_cache_dir
 from microexpr.progress import track
-from microexpr.representations import appearance, flow, landmarks  # noqa: F401 (registers)
 from microexpr.representations.appearance import ApexConfig, ClipConfig, DynamicConfig
 from microexpr.representations.base import (
     REPRESENTATIONS,
@@ -34,6 +33,18 @@ from microexpr.representations.base import (
 from microexpr.representations.flow import FlowConfig, onset_apex_flow
 from microexpr.representations.frames import Context
 from microexpr.representations.landmarks import LandmarkConfig, RegionConfig
+
+
+def _load_builtin_representations() -> None:
+    """Import every module of this package: each representation registers itself."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+
+
+_load_builtin_representations()
 
 __all__ = [
     "REPRESENTATIONS", "ApexConfig", "ClipConfig", "DynamicConfig", "FlowConfig",
