@@ -1,4 +1,4 @@
-"""Synthetic micro-expression database written in the CASME II (cropped release) layout.
+"""Synthetic micro-expression database written in the CASME II layout (cropped or raw release).
 
 Licensed databases cannot be shipped, so the toolkit makes its own default data::
 
@@ -14,6 +14,24 @@ writes::
                                                     landmarks and per-clip ground truth
 
 which the CASME II adapter reads like a real release.
+
+With ``full_frame=True`` it writes whole camera frames instead, like the raw release::
+
+    root = synthesize("data/synthetic-raw", full_frame=True)
+
+    <root>/CASME2_RAW_selected/sub01/EP07_01/img31.jpg ...  640x480 (`frame_size`) frames
+    <root>/CASME2-coding-20190701.xlsx                     the same table
+    <root>/microexpr_synthetic.json                        also, per clip, the face box and the
+                                                           landmarks in frame pixels at onset
+
+The face (hairline to below the chin) is then about `face_scale` of the frame height (each
+subject 0.85-1.15 times that), rendered at that size, placed off centre in front of a
+defocused background (a photograph shipped with scikit-image or a plain wall), jittered per
+clip and moving slowly by up to `head_motion` px over the clip; soft ellipses around the head
+(hair included) and a fading neck blend it in, so no square edge shows. The clips are otherwise
+the cropped mode's clips: same subjects, timing, action units, intensity and drift (in units of
+the face; `size` is not used), so the same config gives the same xlsx in both modes. See
+`microexpr.data.synth.frame`.
 
 How the data is made (see `microexpr.data.synth`): every subject is a seeded variation
 (geometry, shape, colour, lighting, noise) of a real face photograph that ships with
@@ -49,6 +67,18 @@ from microexpr.data.synth.aus import (
 from microexpr.data.synth.aus import choose_aus as _choose_aus
 from microexpr.data.synth.clip import draw_nuisance, draw_timeline, render_clip
 from microexpr.data.synth.face import Subject, make_subject
+from microexpr.data.synth.frame import (
+    BORDER,
+    Scene,
+    draw_placement,
+    face_px_range,
+    framed_subject,
+    head_mask,
+    make_scene,
+    onset_record,
+    render_full_clip,
+    room,
+)
 from microexpr.errors import ConfigError
 
 __all__ = [
@@ -65,6 +95,7 @@ GENERATOR_VERSION = "1.0"
 ANNOTATION_FILE = "CASME2-coding-20190701.xlsx"
 METADATA_FILE = "microexpr_synthetic.json"
 FRAMES_DIR = "Cropped"
+RAW_FRAMES_DIR = "CASME2_RAW_selected"  # full_frame=True
 # Work folder (inside out_dir) while generating, and the marker present while swapping in.
 _PARTIAL_PREFIX = ".synthesize-"
 REPLACING_FILE = ".synthesize-replacing"
@@ -78,6 +109,7 @@ XLSX_COLUMNS = (
     "Estimated Emotion",
 )
 JPEG_QUALITY = 95
+FULL_FRAME_JPEG_QUALITY = 90  # 640x480 frames: a quarter smaller and faster to write
 
 # Valid ranges (inclusive) of the numeric fields.
 _INT_RANGES: dict[str, tuple[int, int]] = {
@@ -92,7 +124,13 @@ _FLOAT_RANGES: dict[str, tuple[float, float]] = {
     "head_drift": (0.0, 4.0),
     "noise": (0.0, 25.0),
     "flicker": (0.0, 0.2),
+    "face_scale": (0.15, 0.75),
+    "head_motion": (0.0, 20.0),
 }
+_FRAME_SIDE_RANGE = (64, 4096)
+# Fields that matter only with full_frame=True: recorded in the metadata only then, so that a
+# cropped database is byte for byte what generator 1.0 wrote.
+_FULL_FRAME_FIELDS = ("full_frame", "frame_size", "face_scale", "head_motion")
 
 
 @dataclass(frozen=True)
@@ -102,14 +140,19 @@ class SynthConfig:
     subjects: int = 12
     clips_per_class: int = 4
     seed: int = 0
-    size: int = 128  # output face image side, pixels
-    amplitude: float = 2.0  # peak AU displacement in pixels at size 128 (scale with size)
+    size: int = 128  # output face image side, pixels (cropped mode)
+    amplitude: float = 2.0  # peak AU displacement in pixels at size 128 (scales with the face)
     emotions: tuple[str, ...] = field(default=("happiness", "disgust", "surprise"))
     fps: int = 200
     # distractors (not label related)
     head_drift: float = 0.6  # px, slow global translation/rotation over the clip
     noise: float = 2.0  # sensor noise sigma in grey levels
     flicker: float = 0.02  # relative brightness flicker
+    # full frames (CASME2_RAW_selected/.../img<N>.jpg) instead of cropped faces
+    full_frame: bool = False
+    frame_size: tuple[int, int] = (480, 640)  # (height, width) of a full frame
+    face_scale: float = 0.45  # face box side / frame height (each subject x 0.85-1.15)
+    head_motion: float = 3.0  # px in the frame, at most, slow whole-head translation in a clip
 
     def __post_init__(self) -> None:
         for name, (lo, hi) in _INT_RANGES.items():
@@ -130,7 +173,43 @@ class SynthConfig:
             if not (math.isfinite(value) and lo <= value <= hi):
                 raise ConfigError(f"SynthConfig.{name} must be in {lo}..{hi}, got {value}")
             object.__setattr__(self, name, float(value))
+        if not isinstance(self.full_frame, bool | np.bool_):
+            raise ConfigError(
+                f"SynthConfig.full_frame must be True or False, got {self.full_frame!r}"
+            )
+        object.__setattr__(self, "full_frame", bool(self.full_frame))
         self._check_emotions()
+        self._check_frame()
+
+    def _check_frame(self) -> None:
+        lo, hi = _FRAME_SIDE_RANGE
+        size = self.frame_size
+        if (
+            not isinstance(size, tuple | list)
+            or len(size) != 2
+            or not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in size)
+            or not all(lo <= v <= hi for v in size)
+        ):
+            raise ConfigError(
+                f"SynthConfig.frame_size must be (height, width), integers in {lo}..{hi}, "
+                f"got {size!r}"
+            )
+        height, width = (int(v) for v in size)
+        object.__setattr__(self, "frame_size", (height, width))
+        smallest, biggest = face_px_range(height, self.face_scale)
+        if smallest < _INT_RANGES["size"][0]:
+            raise ConfigError(
+                f"faces would be as small as {smallest} px with face_scale {self.face_scale} and "
+                f"a frame height of {height}; they need at least {_INT_RANGES['size'][0]} px"
+            )
+        needed = biggest + 2 * (room(biggest, self.head_motion, self.head_drift) + BORDER + 1)
+        if needed > min(height, width):
+            raise ConfigError(
+                f"the face does not fit the frame: face_scale {self.face_scale} makes faces up to "
+                f"{biggest} px in a {width}x{height} frame, which with head_motion "
+                f"{self.head_motion} needs {math.ceil(needed)} px; use a smaller face_scale or "
+                f"head_motion or a bigger frame_size"
+            )
 
     def _check_emotions(self) -> None:
         supported = ", ".join(SUPPORTED_EMOTIONS)
@@ -158,6 +237,14 @@ class SynthConfig:
     def n_clips(self) -> int:
         return self.subjects * self.clips_per_class * len(self.emotions)
 
+    @property
+    def frames_dir(self) -> str:
+        return RAW_FRAMES_DIR if self.full_frame else FRAMES_DIR
+
+    @property
+    def frame_prefix(self) -> str:
+        return "img" if self.full_frame else "reg_img"
+
 
 def _resolve_config(config: SynthConfig | None, overrides: dict[str, Any]) -> SynthConfig:
     if config is not None and not isinstance(config, SynthConfig):
@@ -174,7 +261,8 @@ def _resolve_config(config: SynthConfig | None, overrides: dict[str, Any]) -> Sy
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
-    """Independent stream for one purpose (1: subject look, 2: subject plan, 3: clip)."""
+    """Independent stream for one purpose (1: subject look, 2: subject plan, 3: clip,
+    4: subject scene, 5: clip placement; 4 and 5 in full-frame mode only)."""
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
 
@@ -209,26 +297,62 @@ def _plan_subject(cfg: SynthConfig, subject: int) -> list[_ClipPlan]:
     return sorted(plans, key=lambda p: p.filename)
 
 
-def _write_clip(
-    cfg: SynthConfig, subject: Subject, plan: _ClipPlan, folder: Path
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Look:
+    """What every clip of one subject is rendered from."""
+
+    subject: Subject
+    scene: Scene | None = None  # full-frame mode only
+    mask: np.ndarray | None = None
+
+
+def _make_look(cfg: SynthConfig, s: int) -> _Look:
+    if not cfg.full_frame:
+        return _Look(make_subject(_rng(cfg.seed, 1, s), cfg.size, cfg.noise))
+    scene = make_scene(
+        _rng(cfg.seed, 4, s), cfg.frame_size, cfg.face_scale, cfg.head_motion, cfg.head_drift
+    )
+    # The same person as in cropped mode (same stream), rendered at the face's size in the frame.
+    subject = framed_subject(_rng(cfg.seed, 1, s), scene.face_px, cfg.noise)
+    return _Look(subject, scene, head_mask(subject))
+
+
+def _write_clip(cfg: SynthConfig, look: _Look, plan: _ClipPlan, folder: Path) -> dict[str, Any]:
+    subject = look.subject
+    size = subject.face_size  # cfg.size, or the face box side in full-frame mode
     streams = np.random.SeedSequence(cfg.seed, spawn_key=(3, plan.subject, plan.index)).spawn(4)
     timing, motion, nuisance_rng, noise_rng = (np.random.default_rng(s) for s in streams)
     timeline = draw_timeline(timing, cfg.fps)
     nuisance = draw_nuisance(
-        nuisance_rng, timeline.n_frames, cfg.fps, cfg.size, cfg.head_drift, cfg.flicker
+        nuisance_rng, timeline.n_frames, cfg.fps, size, cfg.head_drift, cfg.flicker
     )
     choice = _choose_aus(plan.emotion, motion)
-    peak = cfg.amplitude * cfg.size / 128.0 * motion.uniform(0.7, 1.2)
+    peak = cfg.amplitude * size / 128.0 * motion.uniform(0.7, 1.2)
     field_ = au_field(subject, choice, motion)
     folder.mkdir(parents=True, exist_ok=True)
-    params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
-    frames = render_clip(subject, field_, peak, timeline, nuisance, noise_rng)
+    quality = FULL_FRAME_JPEG_QUALITY if cfg.full_frame else JPEG_QUALITY
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality]
+    in_frame: dict[str, Any] | None = None
+    if look.scene is None or look.mask is None:
+        frames = render_clip(subject, field_, peak, timeline, nuisance, noise_rng)
+    else:
+        placement = draw_placement(
+            _rng(cfg.seed, 5, plan.subject, plan.index),
+            look.scene,
+            timeline.n_frames,
+            cfg.fps,
+            cfg.head_motion,
+        )
+        frames = render_full_clip(
+            subject, look.scene, look.mask, field_, peak, timeline, nuisance, placement, noise_rng
+        )
+        in_frame = onset_record(subject, placement, nuisance, timeline)
+    prefix = cfg.frame_prefix
     for i, frame in enumerate(frames):
         ok, buf = cv2.imencode(".jpg", frame, params)
         if not ok:  # pragma: no cover - OpenCV always encodes uint8 BGR
             raise RuntimeError(f"OpenCV failed to encode frame {i} of {folder}")
-        (folder / f"reg_img{plan.first_frame + i}.jpg").write_bytes(buf.tobytes())
+        (folder / f"{prefix}{plan.first_frame + i}.jpg").write_bytes(buf.tobytes())
     f0 = plan.first_frame
     return {
         "Subject": plan.subject,
@@ -241,6 +365,7 @@ def _write_clip(
         "_first_frame": f0,
         "_n_frames": timeline.n_frames,
         "_peak_px": round(float(peak), 4),
+        "_frame": in_frame,
     }
 
 
@@ -254,10 +379,11 @@ def _is_complete(root: Path, cfg: SynthConfig) -> bool:
         return False
     if not (root / ANNOTATION_FILE).is_file():
         return False
+    prefix = cfg.frame_prefix
     for clip in meta.get("clips", []):
-        folder = root / FRAMES_DIR / f"sub{clip['subject']:02d}" / clip["filename"]
+        folder = root / cfg.frames_dir / f"sub{clip['subject']:02d}" / clip["filename"]
         first, n = clip["first_frame"], clip["n_frames"]
-        if not all((folder / f"reg_img{first + i}.jpg").is_file() for i in range(n)):
+        if not all((folder / f"{prefix}{first + i}.jpg").is_file() for i in range(n)):
             return False
     return len(meta.get("clips", [])) == cfg.n_clips
 
@@ -265,6 +391,10 @@ def _is_complete(root: Path, cfg: SynthConfig) -> bool:
 def _config_dict(cfg: SynthConfig) -> dict[str, Any]:
     d = dataclasses.asdict(cfg)
     d["emotions"] = list(cfg.emotions)
+    d["frame_size"] = list(cfg.frame_size)
+    if not cfg.full_frame:
+        for name in _FULL_FRAME_FIELDS:
+            del d[name]
     return d
 
 
@@ -294,10 +424,12 @@ def synthesize(
     if _is_complete(root, cfg):
         return root
     ours = (root / METADATA_FILE).exists() or (root / REPLACING_FILE).exists()
-    if not ours and ((root / FRAMES_DIR).exists() or (root / ANNOTATION_FILE).exists()):
+    frame_dirs = (FRAMES_DIR, RAW_FRAMES_DIR)
+    theirs = [name for name in (*frame_dirs, ANNOTATION_FILE) if (root / name).exists()]
+    if not ours and theirs:
         raise ConfigError(
-            f"{root} already holds {FRAMES_DIR}/ or {ANNOTATION_FILE} that synthesize did not "
-            "write (no microexpr_synthetic.json); choose an empty or new folder"
+            f"{root} already holds {' and '.join(theirs)} that synthesize did not write "
+            "(no microexpr_synthetic.json); choose an empty or new folder"
         )
     root.mkdir(parents=True, exist_ok=True)
     _remove_stale_partials(root)
@@ -313,9 +445,10 @@ def synthesize(
         replacing = root / REPLACING_FILE
         replacing.touch()
         (root / METADATA_FILE).unlink(missing_ok=True)
-        if (root / FRAMES_DIR).exists():
-            shutil.rmtree(root / FRAMES_DIR)
-        os.replace(tmp / FRAMES_DIR, root / FRAMES_DIR)
+        for name in frame_dirs:  # both: a cropped and a raw database must not be mixed
+            if (root / name).exists():
+                shutil.rmtree(root / name)
+        os.replace(tmp / cfg.frames_dir, root / cfg.frames_dir)
         os.replace(tmp / ANNOTATION_FILE, root / ANNOTATION_FILE)
         os.replace(tmp / METADATA_FILE, root / METADATA_FILE)
         replacing.unlink()
@@ -355,17 +488,24 @@ def _generate(
     with bar:
         task = bar.add_task("synthesizing clips", total=cfg.n_clips) if progress else None
         for s, subject_plans in plans:
-            subject = make_subject(_rng(cfg.seed, 1, s), cfg.size, cfg.noise)
-            subjects_meta[f"sub{s:02d}"] = {
+            look = _make_look(cfg, s)
+            subject = look.subject
+            pad = subject.pad  # landmarks are recorded in face box pixels
+            info: dict[str, Any] = {
                 "landmarks": {
-                    k: [round(x, 3), round(y, 3)] for k, (x, y) in subject.landmarks.items()
+                    k: [round(x - pad, 3), round(y - pad, 3)]
+                    for k, (x, y) in subject.landmarks.items()
                 },
                 "inter_ocular_px": round(subject.iod, 3),
                 "noise_sigma": round(subject.noise_sigma, 4),
             }
+            if look.scene is not None:
+                info["face_px"] = look.scene.face_px
+                info["background"] = look.scene.background_name
+            subjects_meta[f"sub{s:02d}"] = info
             for plan in subject_plans:
-                folder = tmp / FRAMES_DIR / f"sub{s:02d}" / plan.filename
-                rows.append(_write_clip(cfg, subject, plan, folder))
+                folder = tmp / cfg.frames_dir / f"sub{s:02d}" / plan.filename
+                rows.append(_write_clip(cfg, look, plan, folder))
                 if progress:
                     bar.advance(task)
     return rows, subjects_meta
@@ -381,7 +521,7 @@ def _write_annotations(
         "version": GENERATOR_VERSION,
         "config": _config_dict(cfg),
         "layout": {
-            "frames": f"{FRAMES_DIR}/sub<NN>/<Filename>/reg_img<N>.jpg",
+            "frames": f"{cfg.frames_dir}/sub<NN>/<Filename>/{cfg.frame_prefix}<N>.jpg",
             "annotation": ANNOTATION_FILE,
         },
         "action_units": {str(k): au.name for k, au in ACTION_UNITS.items()},
@@ -402,8 +542,18 @@ def _write_annotations(
                 "emotion": r["Estimated Emotion"],
                 "action_units": r["Action Units"],
                 "peak_displacement_px": r["_peak_px"],
+                **({"in_frame": r["_frame"]} if r["_frame"] is not None else {}),
             }
             for r in rows
         ],
     }
+    if cfg.full_frame:
+        meta["in_frame"] = (
+            "per clip, at the onset frame, in frame pixels (x right, y down, pixel centres at "
+            "integers): face_box [x, y, w, h] is the face square (hairline to below the chin) of "
+            "the neutral face, eye_centres the pupils [image left, image right], landmarks as in "
+            "subjects (names follow the source photograph, which is mirrored for some subjects); "
+            "head_shift: how far the whole head has moved [dx, dy] from onset to apex and offset. "
+            "The subjects' landmarks are in pixels of their face box (face_px on a side)."
+        )
     (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=1))

@@ -51,7 +51,7 @@ def intensity_profile(t: Timeline) -> np.ndarray:
     return out
 
 
-def _slow_curve(rng: np.random.Generator, n: int, fps: int) -> np.ndarray:
+def slow_curve(rng: np.random.Generator, n: int, fps: int) -> np.ndarray:
     """A smooth random curve over n frames (two slow sinusoids), max |value| in 0.4..1."""
     t = np.arange(n) / fps
     curve = np.zeros(n)
@@ -78,10 +78,10 @@ def draw_nuisance(
 ) -> Nuisance:
     """Slow head drift of at most `head_drift` px (at 128 px; scaled) and brightness flicker."""
     drift = head_drift * size / 128.0
-    tx = 0.5 * drift * _slow_curve(rng, n, fps)
-    ty = 0.5 * drift * _slow_curve(rng, n, fps)
+    tx = 0.5 * drift * slow_curve(rng, n, fps)
+    ty = 0.5 * drift * slow_curve(rng, n, fps)
     # Rotation about the image centre moving the face border (radius size/2) by <= 0.3 drift.
-    rotation = 0.3 * drift / (size / 2.0) * _slow_curve(rng, n, fps)
+    rotation = 0.3 * drift / (size / 2.0) * slow_curve(rng, n, fps)
     freq = rng.uniform(1.0, 10.0)
     phase = rng.uniform(0, 2 * math.pi)
     wave = np.sin(2 * math.pi * freq * np.arange(n) / fps + phase)
@@ -92,6 +92,58 @@ def draw_nuisance(
 # Sensor noise is the sum of two uniform bytes (a triangular distribution, close enough to a
 # Gaussian once quantised and JPEG-compressed, and ~7x faster to draw): mean 255, this std.
 _TRIANGULAR_STD = math.sqrt(2 * (256**2 - 1) / 12)
+
+
+def face_frames(
+    subject: Subject,
+    field: np.ndarray,
+    peak: float,
+    timeline: Timeline,
+    nuisance: Nuisance,
+    shift: tuple[np.ndarray, np.ndarray] | None = None,
+    window: tuple[slice, slice] | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield the clip's face images as float32 BGR (size, size, 3): lit, before flicker and
+    noise. `shift` adds a per-frame translation (x, y arrays, px) to the head drift; `window`
+    (rows, columns) renders only that part of the image."""
+    size = subject.size
+    c = (size - 1) / 2.0
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    # Forward motions expressed in texture coordinates: AU field, unit rotation about the
+    # image centre, unit translations. The backward map of a small smooth forward motion d is
+    # map - J d.
+    au_x, au_y = subject.through_jacobian(field[..., 0], field[..., 1])
+    rot_x, rot_y = subject.through_jacobian(-(ys - c), xs - c)
+    map_x, map_y, light = subject.map_x, subject.map_y, subject.light
+    jxx, jxy, jyx, jyy = subject.jxx, subject.jxy, subject.jyx, subject.jyy
+    if window is not None:
+        au_x, au_y, rot_x, rot_y, map_x, map_y, light, jxx, jxy, jyx, jyy = (
+            np.ascontiguousarray(a[window])
+            for a in (au_x, au_y, rot_x, rot_y, map_x, map_y, light, jxx, jxy, jyx, jyy)
+        )
+    profile = intensity_profile(timeline) * peak
+    for i in range(timeline.n_frames):
+        a, th = float(profile[i]), float(nuisance.rotation[i])
+        tx, ty = float(nuisance.tx[i]), float(nuisance.ty[i])
+        if shift is not None:
+            tx, ty = tx + float(shift[0][i]), ty + float(shift[1][i])
+        mx = map_x - (a * au_x + th * rot_x + tx * jxx + ty * jxy)
+        my = map_y - (a * au_y + th * rot_y + tx * jyx + ty * jyy)
+        yield render(subject, mx, my, light)
+
+
+def finish(
+    frame: np.ndarray, gain: float, noise_sigma: float, noise_rng: np.random.Generator
+) -> np.ndarray:
+    """A float32 BGR frame times the flicker `gain`, plus sensor noise, as uint8 (rounded and
+    saturated). Draws from `noise_rng` only when `noise_sigma` > 0."""
+    scale = noise_sigma / _TRIANGULAR_STD
+    if scale > 0:
+        pairs = noise_rng.integers(0, 65536, size=frame.size, dtype=np.uint16)
+        tri = ((pairs & 0xFF) + (pairs >> 8)).astype(np.float32).reshape(frame.shape)
+        # gain * frame + scale * (tri - 255), rounded and saturated to uint8
+        return cv2.addWeighted(frame, gain, tri, scale, -255.0 * scale, dtype=cv2.CV_8U)
+    return cv2.addWeighted(frame, gain, frame, 0.0, 0.0, dtype=cv2.CV_8U)
 
 
 def render_clip(
@@ -106,29 +158,6 @@ def render_clip(
 
     `field` is the forward AU displacement (peak 1) and `peak` its amplitude in pixels.
     """
-    size = subject.size
-    c = (size - 1) / 2.0
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
-    # Forward motions expressed in texture coordinates: AU field, unit rotation about the
-    # image centre, unit translations. The backward map of a small smooth forward motion d is
-    # map - J d.
-    au_x, au_y = subject.through_jacobian(field[..., 0], field[..., 1])
-    rot_x, rot_y = subject.through_jacobian(-(ys - c), xs - c)
-    profile = intensity_profile(timeline) * peak
-    scale = subject.noise_sigma / _TRIANGULAR_STD
-    n_values = size * size * 3
-    for i in range(timeline.n_frames):
-        a, th = float(profile[i]), float(nuisance.rotation[i])
-        tx, ty = float(nuisance.tx[i]), float(nuisance.ty[i])
-        mx = subject.map_x - (a * au_x + th * rot_x + tx * subject.jxx + ty * subject.jxy)
-        my = subject.map_y - (a * au_y + th * rot_y + tx * subject.jyx + ty * subject.jyy)
-        frame = render(subject, mx, my)
-        if scale > 0:
-            pairs = noise_rng.integers(0, 65536, size=n_values, dtype=np.uint16)
-            tri = ((pairs & 0xFF) + (pairs >> 8)).astype(np.float32).reshape(frame.shape)
-            # gain * frame + scale * (tri - 255), rounded and saturated to uint8
-            yield cv2.addWeighted(
-                frame, float(nuisance.gain[i]), tri, scale, -255.0 * scale, dtype=cv2.CV_8U
-            )
-        else:
-            yield cv2.addWeighted(frame, float(nuisance.gain[i]), frame, 0.0, 0.0, dtype=cv2.CV_8U)
+    frames = face_frames(subject, field, peak, timeline, nuisance)
+    for i, frame in enumerate(frames):
+        yield finish(frame, float(nuisance.gain[i]), subject.noise_sigma, noise_rng)

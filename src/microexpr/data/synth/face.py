@@ -67,8 +67,8 @@ class Subject:
     rendered by sampling the texture at  map(p) - J(p) d(p).
     """
 
-    size: int
-    texture: np.ndarray  # (h, w, 3) float32 BGR, colour-adjusted, cropped, upsampled
+    size: int  # side of the rendered image: the face box plus `pad` on every side
+    texture: np.ndarray  # (h, w, 3) float32 (or uint8) BGR, colour-adjusted, cropped, upsampled
     map_x: np.ndarray  # (size, size) float32: output pixel -> texture x
     map_y: np.ndarray
     jxx: np.ndarray  # d map_x / dx, d map_x / dy, d map_y / dx, d map_y / dy (size, size)
@@ -81,6 +81,12 @@ class Subject:
     up: np.ndarray  # unit vector pointing from the mouth to the eyes (output coordinates)
     right: np.ndarray  # unit vector from the person's right eye to the left eye
     iod: float  # inter-ocular distance in output pixels
+    pad: int = 0  # context (hair, neck, ...) rendered around the face box, pixels per side
+
+    @property
+    def face_size(self) -> int:
+        """Side of the face box (hairline to below the chin) in output pixels."""
+        return self.size - 2 * self.pad
 
     def outward(self, side: str) -> np.ndarray:
         """Unit vector pointing away from the face midline on the person's `side` ("r"/"l")."""
@@ -151,15 +157,23 @@ def _adjust_colour(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
     return (np.power(rgb, gamma) * 255.0).astype(np.float32)
 
 
-def make_subject(rng: np.random.Generator, size: int, noise: float) -> Subject:
-    """Draw one subject's appearance from `rng` for output images of `size` pixels."""
+def make_subject(rng: np.random.Generator, size: int, noise: float, pad: int = 0) -> Subject:
+    """Draw one subject's appearance from `rng` for face images of `size` pixels.
+
+    With `pad` > 0 the subject is rendered `pad` pixels beyond the face box on every side (hair,
+    ears, neck: context for full frames); the face box is the same person at the same size, and
+    landmarks are given in the padded image. `pad` draws nothing from `rng`.
+    """
     forward, k = _subject_affine(rng, size)
     inverse = np.linalg.inv(forward)
 
     # Smooth shape warp (backward): output p shows the canonical-geometry point p + warp(p).
     warp = _smooth_field(rng, size, amplitude=0.025 * size, grid=4)
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
-    px, py = xs + warp[..., 0], ys + warp[..., 1]
+    # Output pixel coordinates relative to the face box (negative and >= size in the padding,
+    # where the warp is continued by its border values).
+    ys, xs = (np.mgrid[0 : size + 2 * pad, 0 : size + 2 * pad] - pad).astype(np.float32)
+    warp_out = cv2.copyMakeBorder(warp, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else warp
+    px, py = xs + warp_out[..., 0], ys + warp_out[..., 1]
     src_x = inverse[0, 0] * px + inverse[0, 1] * py + inverse[0, 2]
     src_y = inverse[1, 0] * px + inverse[1, 1] * py + inverse[1, 2]
 
@@ -170,7 +184,7 @@ def make_subject(rng: np.random.Generator, size: int, noise: float) -> Subject:
         p = target.copy()
         for _ in range(6):
             p = target - _sample(warp, float(p[0]), float(p[1]))
-        landmarks[name] = (float(p[0]), float(p[1]))
+        landmarks[name] = (float(p[0]) + pad, float(p[1]) + pad)
 
     full = np.ascontiguousarray(_adjust_colour(rng, source_image())[..., ::-1])  # BGR
     if k < 0.9:  # output is smaller than the photograph: low-pass before sampling it
@@ -213,7 +227,7 @@ def make_subject(rng: np.random.Generator, size: int, noise: float) -> Subject:
         return np.ascontiguousarray(a, dtype=np.float32)
 
     return Subject(
-        size=size,
+        size=size + 2 * pad,
         texture=f32(texture),
         map_x=f32(map_x),
         map_y=f32(map_y),
@@ -227,12 +241,16 @@ def make_subject(rng: np.random.Generator, size: int, noise: float) -> Subject:
         up=up,
         right=right,
         iod=iod,
+        pad=pad,
     )
 
 
-def render(subject: Subject, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
-    """Sample the subject's texture at texture coordinates (map_x, map_y) and light it:
-    a float32 BGR frame (size, size, 3), not yet clipped."""
+def render(
+    subject: Subject, map_x: np.ndarray, map_y: np.ndarray, light: np.ndarray | None = None
+) -> np.ndarray:
+    """Sample the subject's texture at texture coordinates (map_x, map_y) and light it (with
+    `light`, the subject's lighting by default): a float32 BGR frame of the maps' shape, not
+    yet clipped."""
     frame = cv2.remap(
         subject.texture,
         map_x,
@@ -240,4 +258,5 @@ def render(subject: Subject, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray
         interpolation=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REFLECT_101,
     )
-    return cv2.multiply(frame, subject.light)
+    # (a uint8 texture, which renders faster, gives a float32 frame too)
+    return cv2.multiply(frame, subject.light if light is None else light, dtype=cv2.CV_32F)
