@@ -49,6 +49,8 @@ class FlowConfig:
     is set, else the whole frame resized), the flow is computed there (values in pixels at
     that resolution), and the channels are area-averaged down to `size` x `size`. `apex`:
     "annotated", "spotted", or "auto" (spotted only where the annotation has none).
+    `remove_global` subtracts the median flow (the head's own translation since the onset)
+    so that what is left is facial motion.
     """
 
     method: str = "tvl1"
@@ -56,6 +58,7 @@ class FlowConfig:
     size: int = 28
     channels: tuple[str, ...] = ("u", "v", "strain")
     apex: str = "auto"
+    remove_global: bool = False
     align: Any = None
     magnify: Any = None
 
@@ -80,9 +83,12 @@ def flow_files(clip: Mapping[str, Any], config: FlowConfig) -> list[str]:
 
 
 def flow_maps(first: np.ndarray, second: np.ndarray, method: str,
-              channels: tuple[str, ...]) -> np.ndarray:
-    """H x W x len(channels) maps (u, v, strain, magnitude) of the flow from first to second."""
+              channels: tuple[str, ...], remove_global: bool = False) -> np.ndarray:
+    """H x W x len(channels) maps (u, v, strain, magnitude) of the flow from first to second;
+    with `remove_global`, the median flow vector (global translation) is subtracted first."""
     flow = optical_flow(first, second, method)
+    if remove_global:
+        flow = flow - np.median(flow.reshape(-1, 2), axis=0)
     maps = {"u": lambda: flow[..., 0], "v": lambda: flow[..., 1],
             "strain": lambda: optical_strain(flow),
             "magnitude": lambda: np.hypot(flow[..., 0], flow[..., 1])}
@@ -96,7 +102,7 @@ def onset_apex_flow(clip: Mapping[str, Any], config: FlowConfig,
     onset, peak = load_frames(clip, [int(clip["onset"]), apex], size=config.compute_size,
                               color=False, align=config.align, magnify=config.magnify,
                               context=context)
-    stacked = flow_maps(onset, peak, config.method, config.channels)
+    stacked = flow_maps(onset, peak, config.method, config.channels, config.remove_global)
     return resize(stacked, config.size).reshape(config.size, config.size, -1).astype(np.float32)
 
 
