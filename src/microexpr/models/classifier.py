@@ -57,7 +57,7 @@ class TorchClassifier:
     def __init__(self, model: str | ModelSpec, classes: tuple[str, ...] | list[str], *,
                  train_config: TrainConfig | dict | None = None,
                  params: dict[str, Any] | None = None, seed: int = 0,
-                 device: str | None = None):
+                 device: str | None = None, init: Any = None):
         self.spec = get_model_spec(model) if isinstance(model, str) else model
         self.classes = tuple(str(c) for c in classes)
         if len(self.classes) < 2:
@@ -71,6 +71,10 @@ class TorchClassifier:
         self.mean: np.ndarray | None = None
         self.std: np.ndarray | None = None
         self.history = History()
+        # Pretrained weights loaded into each new network in fit(): a path saved by `save`
+        # or a microexpr.training.transfer.InitSpec / {"path", "freeze"} mapping.
+        self.init = init
+        self.transfer = None  # the TransferReport of the latest fit with `init`
 
     # -- inputs ---------------------------------------------------------------------------
     def _encode(self, y: np.ndarray | list) -> np.ndarray:
@@ -107,6 +111,10 @@ class TorchClassifier:
         self.std = (x.std(axis=axes) + 1e-6).astype(np.float32)
         generator = seed_everything(self.seed)
         self.module = self.spec.build_module(self.input_shape, len(self.classes), **self.params)
+        if self.init is not None:
+            from microexpr.training.transfer import init_from
+
+            self.transfer = init_from(self, self.init)
         validation = None
         train_mask = np.ones(len(x), dtype=bool)
         if self.train_config.early_stopping:
