@@ -76,3 +76,33 @@ def test_representations_and_models_commands(capsys):
     assert code == 0 and "onset_apex_flow" in text and "dynamic_images" in text
     code, text = run(["models"], capsys)
     assert code == 0 and "ststnet" in text and "1683" in text
+
+
+def test_macro_pretrain_then_fine_tune(tmp_path, capsys):
+    import yaml
+
+    import microexpr
+
+    macro = tmp_path / "macro"
+    code, text = run(["macro-images", str(macro), "--subjects", "2", "--images-per-class", "4",
+                      "--size", "48"], capsys)
+    assert code == 0 and sorted(p.name for p in macro.iterdir()) == [
+        "disgust", "happiness", "surprise"]
+    weights = tmp_path / "macro.pt"
+    code, text = run(["pretrain", "--images", str(macro), "--model", "deep_emotion",
+                      "--epochs", "2", "--out", str(weights)], capsys)
+    assert code == 0 and weights.is_file(), text
+    root = microexpr.synthesize(tmp_path / "db", subjects=2, clips_per_class=1, size=48)
+    out = tmp_path / "res"
+    code, text = run(["evaluate", "--dataset", "casme2", "--root", str(root), "--labels",
+                      "composite3", "--model", "deep_emotion", "--epochs", "2", "--init",
+                      str(weights), "--freeze", "stem", "--no-cache", "--out", str(out)],
+                     capsys)
+    assert code == 0, text
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["init"] == {"path": str(weights), "freeze": ["stem"]}
+    assert all(fold["transferred_tensors"] > 0 for fold in config["folds"])
+    code, text = run(["evaluate", "--dataset", "casme2", "--root", str(root), "--labels",
+                      "composite3", "--model", "ststnet", "--init", str(weights), "--no-cache"],
+                     capsys)
+    assert code == 2 and "deep_emotion" in text  # weights of another model are refused

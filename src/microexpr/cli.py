@@ -151,9 +151,8 @@ def _parse_roots(dataset: str, roots: list[str]) -> dict[str, str]:
     return parsed
 
 
-def _options(items: list[str] | None, align: bool | None, backend: str | None,
-             magnify: float | None) -> dict:
-    """Representation options from `--option key=value` (dotted keys for nested options)."""
+def _key_values(items: list[str] | None, flag: str) -> dict:
+    """`key=value` items (dotted keys for nested options; values parsed as YAML scalars)."""
     import yaml
 
     from microexpr.representations import set_option
@@ -161,10 +160,17 @@ def _options(items: list[str] | None, align: bool | None, backend: str | None,
     options: dict = {}
     for item in items or []:
         if "=" not in item:
-            raise ConfigError(f"--option takes key=value (e.g. method=dis, align.margin=0.4), "
+            raise ConfigError(f"{flag} takes key=value (e.g. method=dis, align.margin=0.4), "
                               f"got {item!r}")
         key, value = item.split("=", 1)
         set_option(options, key.strip(), yaml.safe_load(value))
+    return options
+
+
+def _options(items: list[str] | None, align: bool | None, backend: str | None,
+             magnify: float | None) -> dict:
+    """Representation options from `--option key=value` and the face/magnify shortcuts."""
+    options = _key_values(items, "--option")
     if align or backend:
         align_options = options.get("align") if isinstance(options.get("align"), dict) else {}
         options["align"] = {**align_options, **({"backend": backend} if backend else {})}
@@ -264,6 +270,16 @@ def evaluate(
     = None,
     magnify: Annotated[float | None, typer.Option(help="Motion magnification factor.")]
     = None,
+    param: Annotated[list[str] | None, typer.Option(
+        help="Model parameter key=value (repeatable), e.g. dropout=0.3.")] = None,
+    train_option: Annotated[list[str] | None, typer.Option(
+        help="Training option key=value (repeatable), e.g. lr=0.0005, class_balance=loss.")]
+    = None,
+    init: Annotated[Path | None, typer.Option(
+        help="Pretrained weights (from `microexpr pretrain`) to fine-tune in each fold.")]
+    = None,
+    freeze: Annotated[list[str] | None, typer.Option(
+        help="With --init: layers to keep fixed (stem, backbone or a name prefix).")] = None,
 ) -> None:
     """Evaluate a model on a database or a manifest (leave-one-subject-out by default)."""
     from microexpr.evaluation.runner import evaluate as run
@@ -279,10 +295,63 @@ def evaluate(
         data = _load_for_cli(dataset, list(root or []), labels)
     result = run(data, model, protocol=protocol, epochs=epochs, seed=seed, out=out, jobs=jobs,
                  cache_dir=None if no_cache else (cache_dir or True),
-                 train={"early_stopping": True} if early_stopping else None,
+                 train={**_key_values(train_option, "--train-option"),
+                        **({"early_stopping": True} if early_stopping else {})} or None,
+                 params=_key_values(param, "--param") or None,
+                 init=None if init is None else {"path": str(init), "freeze": list(freeze or [])},
                  representation=_options(option, align, face_backend, magnify),
                  device=device, save_models=save_models)
     _print_result(result)
+
+
+@app.command()
+def pretrain(
+    images: Annotated[Path, typer.Option(help="Folder of class/image files (macro data).")],
+    model: Annotated[str, typer.Option(help="A torch model (see `microexpr models`).")]
+    = "micro_attention",
+    out: Annotated[Path, typer.Option(help="Where to save the pretrained weights.")]
+    = Path("pretrained.pt"),
+    size: Annotated[int | None, typer.Option(help="Image side (default: the model's).")]
+    = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs (default: the model's).")]
+    = None,
+    seed: int = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
+    init: Annotated[Path | None, typer.Option(help="Start from earlier pretrained weights.")]
+    = None,
+    param: Annotated[list[str] | None, typer.Option(help="Model parameter key=value.")]
+    = None,
+    train_option: Annotated[list[str] | None, typer.Option(help="Training option key=value.")]
+    = None,
+) -> None:
+    """Pretrain a model on an image folder (e.g. macro-expressions) for `evaluate --init`."""
+    from microexpr.training.transfer import pretrain as run
+
+    path = run(model, images, size=size, epochs=epochs, seed=seed, out=out, device=device,
+               init=init, params=_key_values(param, "--param") or None,
+               train=_key_values(train_option, "--train-option") or None)
+    console.print(f"pretrained {model} saved to [bold]{path}[/bold]; fine-tune it with "
+                  f"`microexpr evaluate ... --model {model} --init {path}`")
+
+
+@app.command("macro-images")
+def macro_images(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write class/image.png into.")],
+    subjects: int = 8,
+    images_per_class: int = 64,
+    size: int = 96,
+    seed: int = 1000,
+    amplitude: Annotated[float, typer.Option(help="Expression amplitude (macro: large).")]
+    = 8.0,
+    neutral: Annotated[bool, typer.Option(help="Add a neutral class.")] = False,
+) -> None:
+    """Write synthetic macro-expression images (class/image folders) for pretraining."""
+    from microexpr.data.macro import write_macro_images
+
+    path = write_macro_images(out_dir, subjects=subjects, images_per_class=images_per_class,
+                              size=size, seed=seed, amplitude=amplitude, neutral=neutral)
+    console.print(f"macro-expression images written to [bold]{path}[/bold]; pretrain with "
+                  f"`microexpr pretrain --images {path}`")
 
 
 @app.command()

@@ -53,6 +53,7 @@ class _Shared:
     seed: int
     device: str | None
     models_dir: str | None
+    init: dict | None = None
 
 
 def fold_seed(seed: int, fold: int) -> int:
@@ -65,7 +66,7 @@ def _run_fold(shared: _Shared, fold: Fold) -> tuple[np.ndarray, dict]:
 
     classifier = make_classifier(shared.model, shared.classes, train_config=shared.train_config,
                                  params=shared.params, seed=fold_seed(shared.seed, fold.index),
-                                 device=shared.device)
+                                 device=shared.device, init=shared.init)
     classifier.fit(shared.inputs[fold.train], shared.labels[fold.train],
                    groups=shared.subjects[fold.train])
     if shared.models_dir:
@@ -74,6 +75,8 @@ def _run_fold(shared: _Shared, fold: Fold) -> tuple[np.ndarray, dict]:
     info = {} if history is None else {
         "epochs_run": len(history.train_loss), "best_epoch": history.best_epoch,
         "final_train_loss": history.train_loss[-1]}
+    if getattr(classifier, "transfer", None) is not None:
+        info["transferred_tensors"] = len(classifier.transfer.loaded)
     return classifier.predict_proba(shared.inputs[fold.test]), info
 
 
@@ -127,6 +130,7 @@ def evaluate(
     train: dict | None = None,
     params: dict | None = None,
     device: str | None = None,
+    init: str | Path | dict | None = None,
     save_models: bool = False,
     progress: bool = True,
     write: bool = True,
@@ -135,13 +139,21 @@ def evaluate(
 
     Every training-time choice is fixed before a fold starts: `epochs` (or the model's
     default) epochs, or early stopping (`train={"early_stopping": True}`) on a validation split
-    drawn from the training subjects. The test subject is only ever predicted.
+    drawn from the training subjects. The test subject is only ever predicted. `init` loads
+    pretrained weights (a file from `microexpr.training.transfer.pretrain`, or
+    {"path": ..., "freeze": [...]}) into each fold's network before it is fine-tuned.
     """
     from microexpr import __version__
     from microexpr.models.classifier import make_train_config
     from microexpr.models.registry import get_model_spec
 
     spec = get_model_spec(model)
+    if init is not None:
+        from microexpr.training.transfer import check_init
+
+        if spec.kind != "torch":
+            raise ConfigError(f"{model} is a scikit-learn model: init needs a torch model")
+        init = check_init(init, model).as_dict()
     clips, classes, data_info, inputs, problems = _clips_of(data, labels)
     train_config = make_train_config(spec, train, epochs=epochs) if spec.kind == "torch" else None
     if train_config is None and (train or epochs):
@@ -170,7 +182,8 @@ def evaluate(
                      subjects=subjects, classes=tuple(classes), model=model,
                      train_config=asdict(train_config) if train_config else None,
                      params=dict(params or {}), seed=seed,
-                     device=device, models_dir=str(out_dir / "models") if save_models else None)
+                     device=device, models_dir=str(out_dir / "models") if save_models else None,
+                     init=init)
     probabilities: list[np.ndarray | None] = [None] * len(folds)
     fold_info: list[dict] = [{}] * len(folds)
     stream = make_executor(jobs).map(_run_fold, folds, shared=shared)
@@ -195,6 +208,7 @@ def evaluate(
         "n_folds": len(folds),
         "seed": seed,
         "device": device or "auto",
+        "init": init,
         "jobs": jobs,
         "folds": [{"index": f.index, "held_out": f.held_out, "n_train": len(f.train),
                    "n_test": len(f.test), **fold_info[f.index]} for f in folds],

@@ -10,14 +10,19 @@ from microexpr.models.registry import ModelSpec, get_model_spec
 
 
 def make_classifier(model: str | ModelSpec, classes, *, train_config: Any = None,
-                    params: dict | None = None, seed: int = 0, device: str | None = None):
-    """A TorchClassifier or SklearnClassifier for `model`, per its registry kind."""
+                    params: dict | None = None, seed: int = 0, device: str | None = None,
+                    init: Any = None):
+    """A TorchClassifier or SklearnClassifier for `model`, per its registry kind; `init`
+    (pretrained weights, torch models only) is loaded into each new network before training."""
     spec = get_model_spec(model) if isinstance(model, str) else model
     if spec.kind == "torch":
         from microexpr.models.classifier import TorchClassifier
 
         return TorchClassifier(spec, classes, train_config=train_config, params=params,
-                               seed=seed, device=device)
+                               seed=seed, device=device, init=init)
+    if init is not None:
+        raise ConfigError(f"{spec.name} is a scikit-learn model: pretrained weights (init) need "
+                          f"a torch model")
     from microexpr.models.sklearn_classifier import SklearnClassifier
 
     return SklearnClassifier(spec, classes, params=params, seed=seed)
