@@ -20,8 +20,10 @@ COMPOSITE_SHAPE = (("smic", 16, 164), ("casme2", 24, 145), ("samm", 28, 133))
 CLASSES = ("negative", "positive", "surprise")
 
 
-def composite_like_manifest(folder: Path, size: int = 28, seed: int = 0) -> Path:
-    """A manifest with the composite's shape: 442 clips of size x size x 3 from 68 subjects."""
+def composite_like_manifest(folder: Path, size: int = 28, seed: int = 0,
+                            channels: int = 3) -> Path:
+    """A manifest with the composite's shape: 442 clips of size x size x channels from 68
+    subjects, with a weak class-specific blob (the timing does not depend on the signal)."""
     rng = np.random.default_rng(seed)
     rows = ["dataset,subject,clip,label,path"]
     yy, xx = np.mgrid[0:size, 0:size]
@@ -32,8 +34,8 @@ def composite_like_manifest(folder: Path, size: int = 28, seed: int = 0) -> Path
         subject_of[:n_subjects] = np.arange(n_subjects)  # every subject has a clip
         for i, s in enumerate(subject_of):
             label = int(rng.choice(3, p=[0.56, 0.25, 0.19]))
-            x = rng.normal(size=(size, size, 3)).astype(np.float32)
-            x[..., label] += 1.5 * blobs[label]
+            x = rng.normal(size=(size, size, channels)).astype(np.float32)
+            x[..., label % channels] += 1.5 * blobs[label]
             name = f"{dataset}_{i:03d}.npy"
             np.save(folder / name, x)
             rows.append(f"{dataset},{s:02d},{dataset}_{i:03d},{CLASSES[label]},{name}")
@@ -64,6 +66,79 @@ def bench_demo(jobs: int) -> None:
         seconds = time.perf_counter() - start
     print(f"demo_end_to_end: {seconds:.1f} s, UF1 {result.metrics['uf1']:.3f}, UAR "
           f"{result.metrics['uar']:.3f} (targets < 180 s, UF1 >= 0.90)", flush=True)
+
+
+def bench_model_table(jobs: int) -> None:
+    """Every registered model on the default synthetic database under LOSO; writes
+    docs/benchmarks.md (the table the README points to)."""
+    import platform
+
+    import torch
+
+    import microexpr
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = microexpr.synthesize(Path(tmp) / "synthetic-casme2")
+        data = microexpr.load_dataset("casme2", root, namespace="synth", labels="composite3")
+        for spec in microexpr.list_models().itertuples(index=False):
+            start = time.perf_counter()
+            result = microexpr.evaluate(data, spec.name, jobs=jobs, cache_dir=Path(tmp) / "c",
+                                        out=Path(tmp) / spec.name, progress=False)
+            seconds = time.perf_counter() - start
+            fits = [f["fit_seconds"] for f in result.config["folds"]]
+            m = result.metrics
+            rows.append((spec.name, spec.representation, m["uf1"], m["uar"], m["accuracy"],
+                         float(np.mean(fits)), seconds, spec.parameters))
+            print(f"model_{spec.name}: UF1 {m['uf1']:.3f} UAR {m['uar']:.3f} acc "
+                  f"{m['accuracy']:.3f}, {np.mean(fits):.2f} s training per fold, "
+                  f"{seconds:.0f} s in all", flush=True)
+    lines = [
+        "# Benchmarks",
+        "",
+        "Every model on the default synthetic database (`microexpr synth`: 12 subjects, 3",
+        "classes, 144 clips, CASME II layout) under leave-one-subject-out, with its default",
+        "representation and training settings, labels `composite3`. Measured on "
+        f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), torch "
+        f"{torch.__version__}, {jobs} worker process(es). Training seconds are per fold (fit",
+        "only); total seconds include computing the representation (cache cold, except where",
+        "an earlier model used the same one).",
+        "",
+        "Reproduce with `make bench` (or `.venv/bin/python benchmarks/run.py model_table`).",
+        "",
+        "| model | representation | UF1 | UAR | accuracy | training s / fold | total s | "
+        "parameters |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, rep, uf1, uar, acc, fit, total, params in rows:
+        count = "-" if params is None or params != params else f"{int(params):,}"
+        lines.append(f"| {name} | {rep} | {uf1:.3f} | {uar:.3f} | {acc:.3f} | {fit:.2f} | "
+                     f"{total:.0f} | {count} |")
+    out = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {out}", flush=True)
+
+
+def bench_flow_models_442(jobs: int) -> None:
+    """LOSO of every model that takes onset-apex flow over a 442-clip, 68-subject manifest of
+    28x28 flow inputs (target: each under 10 minutes on 2 cores)."""
+    import microexpr
+    from microexpr.models import get_model_spec
+
+    for name in microexpr.list_models()["name"]:
+        spec = get_model_spec(name)
+        if spec.representation != "onset_apex_flow":
+            continue
+        channels = len(spec.representation_config.get("channels", ("u", "v", "strain")))
+        with tempfile.TemporaryDirectory() as tmp:
+            manifest = composite_like_manifest(Path(tmp), channels=channels)
+            start = time.perf_counter()
+            result = microexpr.evaluate(manifest, name, jobs=jobs, cache_dir=None,
+                                        out=Path(tmp) / "results", progress=False)
+            seconds = time.perf_counter() - start
+        print(f"loso_{name}_manifest_442clips_28x28x{channels}: {seconds:.1f} s with {jobs} "
+              f"job(s), UF1 {result.metrics['uf1']:.3f} (target < 600 s on 2 cores)", flush=True)
 
 
 def _full_frame_database(folder: Path, subjects: int, clips_per_class: int):
@@ -140,6 +215,8 @@ BENCHMARKS = {
     "aligned_faces": bench_aligned_faces,
     "flow_throughput": bench_flow_throughput,
     "prepare_full_frames": bench_prepare_full_frames,
+    "model_table": bench_model_table,
+    "flow_models_442": bench_flow_models_442,
 }
 
 

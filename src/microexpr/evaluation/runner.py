@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import platform
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -67,12 +68,15 @@ def _run_fold(shared: _Shared, fold: Fold) -> tuple[np.ndarray, dict]:
     classifier = make_classifier(shared.model, shared.classes, train_config=shared.train_config,
                                  params=shared.params, seed=fold_seed(shared.seed, fold.index),
                                  device=shared.device, init=shared.init)
+    start = time.perf_counter()
     classifier.fit(shared.inputs[fold.train], shared.labels[fold.train],
                    groups=shared.subjects[fold.train])
+    fit_seconds = time.perf_counter() - start
     if shared.models_dir:
         classifier.save(Path(shared.models_dir) / f"fold{fold.index:03d}.pt")
     history = getattr(classifier, "history", None)
-    info = {} if history is None else {
+    info: dict = {"fit_seconds": round(fit_seconds, 3)}
+    info |= {} if history is None else {
         "epochs_run": len(history.train_loss), "best_epoch": history.best_epoch,
         "final_train_loss": history.train_loss[-1]}
     if getattr(classifier, "transfer", None) is not None:
