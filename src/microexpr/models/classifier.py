@@ -126,7 +126,8 @@ class TorchClassifier:
             validation = (self._prepare(x[val_mask]), y_idx[val_mask])
         self.history = train(self.module, self._prepare(x[train_mask]), y_idx[train_mask],
                              self.train_config, n_classes=len(self.classes), device=self.device,
-                             generator=generator, validation=validation)
+                             generator=generator, validation=validation,
+                             flip_center=-self.mean / self.std)  # raw 0 after standardising
         return self
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""The one training loop for every torch model: batches, optimiser, schedule, early stopping."""
+"""The one training loop for every torch model: batches, optimiser, schedule, class balance,
+augmentation, early stopping."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import torch
 from torch import nn
 
 from microexpr.errors import ConfigError
+from microexpr.training.augment import augment_batch, check_flip_negate
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "step")
-CLASS_BALANCE = ("none", "loss")
+CLASS_BALANCE = ("none", "loss", "sampler")
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,16 @@ class TrainConfig:
 
     `early_stopping` keeps the epoch with the lowest loss on a validation split drawn from the
     training subjects (`val_fraction` of them); without it, exactly `epochs` epochs are run.
+
+    `class_balance`: "none"; "loss" weights the cross-entropy by inverse class frequency;
+    "sampler" draws each epoch's len(train) samples with replacement, with probability
+    inverse to their class's frequency (every class equally often on average).
+    `schedule` ("constant", "cosine", "step") runs after `warmup_epochs` epochs of linear
+    warm-up (epoch e < w trains at lr * (e + 1) / (w + 1)).
+    Augmentation (training batches only, the same transformation for every channel of a
+    sample, see `microexpr.training.augment`): `augment_shift` translates by up to that many
+    pixels with edge padding, `augment_flip` mirrors half the samples left-right and negates
+    the channels listed in `flip_negate` (the horizontal flow, u) of the mirrored ones.
     """
 
     epochs: int = 40
@@ -35,8 +47,19 @@ class TrainConfig:
     early_stopping: bool = False
     patience: int = 10
     val_fraction: float = 0.2
+    warmup_epochs: int = 0
+    augment_shift: int = 0
+    augment_flip: bool = False
+    flip_negate: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        negate = self.flip_negate
+        if isinstance(negate, int | np.integer) and not isinstance(negate, bool):
+            negate = (negate,)
+        if not isinstance(negate, list | tuple) or not all(
+                isinstance(c, int | np.integer) and not isinstance(c, bool) for c in negate):
+            raise ConfigError(f"flip_negate must be a tuple of channel indices, got {negate!r}")
+        object.__setattr__(self, "flip_negate", tuple(int(c) for c in negate))
         checks = [
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
@@ -46,10 +69,24 @@ class TrainConfig:
             (self.class_balance in CLASS_BALANCE, f"class_balance must be one of {CLASS_BALANCE}"),
             (0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}"),
             (self.patience >= 1, f"patience must be >= 1, got {self.patience}"),
+            (_is_int(self.warmup_epochs) and 0 <= self.warmup_epochs < self.epochs,
+             f"warmup_epochs must be an integer in 0..epochs-1 ({self.epochs - 1}), got "
+             f"{self.warmup_epochs!r}"),
+            (_is_int(self.augment_shift) and 0 <= self.augment_shift,
+             f"augment_shift must be an integer >= 0 (pixels), got {self.augment_shift!r}"),
+            (isinstance(self.augment_flip, bool | np.bool_),
+             f"augment_flip must be true or false, got {self.augment_flip!r}"),
+            (min(self.flip_negate, default=0) >= 0 and
+             len(set(self.flip_negate)) == len(self.flip_negate),
+             f"flip_negate must list distinct channel indices >= 0, got {self.flip_negate}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
 @dataclass
@@ -70,12 +107,30 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
 
 
-def _lr_factor(config: TrainConfig, epoch: int) -> float:
+def lr_factor(config: TrainConfig, epoch: int) -> float:
+    """The learning rate of `epoch` (0-based) as a fraction of `config.lr`.
+
+    Linear warm-up over the first `warmup_epochs` epochs ((e + 1) / (warmup + 1)), then the
+    schedule over the remaining epochs: constant; cosine from 1 towards 0; step (x0.1 every
+    third of them).
+    """
+    warmup = config.warmup_epochs
+    if epoch < warmup:
+        return (epoch + 1) / (warmup + 1)
+    epoch, total = epoch - warmup, config.epochs - warmup
     if config.schedule == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * epoch / config.epochs))
+        return 0.5 * (1 + math.cos(math.pi * epoch / total))
     if config.schedule == "step":
-        return 0.1 ** (epoch // max(1, config.epochs // 3))
+        return 0.1 ** (epoch // max(1, total // 3))
     return 1.0
+
+
+def balanced_order(y: torch.Tensor, n_classes: int, generator: torch.Generator) -> torch.Tensor:
+    """len(y) sample indices drawn with replacement, each with probability inverse to its
+    class's frequency: every present class is drawn equally often on average."""
+    counts = torch.bincount(y.cpu(), minlength=n_classes).double()
+    weights = 1.0 / counts.clamp(min=1)
+    return torch.multinomial(weights[y.cpu()], len(y), replacement=True, generator=generator)
 
 
 def class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
@@ -108,14 +163,25 @@ def train(
     device: torch.device,
     generator: torch.Generator,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
+    flip_center: np.ndarray | None = None,
 ) -> History:
-    """Train `model` on x (N x C x H x W float32), y (N ints); returns the loss history.
+    """Train `model` on x (N x C x H x W or N x C x T x H x W float32), y (N ints); returns
+    the loss history.
 
     With `validation` (only ever a split of the training subjects) and early stopping, the
-    weights of the epoch with the lowest validation loss are restored at the end.
+    weights of the epoch with the lowest validation loss are restored at the end. Training
+    batches are augmented as the config says; validation batches never are. `flip_center`
+    (one value per channel) is where raw zero lies in x's units, so that flipped channels are
+    negated exactly: -mean / std for inputs standardised as (raw - mean) / std; None: 0.
     """
     if config.early_stopping and validation is None:
         raise ConfigError("early stopping needs a validation split of the training subjects")
+    augmenting = config.augment_shift > 0 or config.augment_flip
+    if augmenting and np.ndim(x) not in (4, 5):
+        raise ConfigError(f"augment_shift / augment_flip need image inputs (N x C x H x W or "
+                          f"N x C x T x H x W), got shape {np.shape(x)}")
+    if config.augment_flip:
+        check_flip_negate(config.flip_negate, np.shape(x)[1])
     model.to(device)
     xt = torch.as_tensor(x, dtype=torch.float32, device=device)
     yt = torch.as_tensor(y, dtype=torch.long, device=device)
@@ -132,16 +198,24 @@ def train(
         yv = torch.as_tensor(validation[1], dtype=torch.long, device=device)
     for epoch in range(config.epochs):
         for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
-            group["lr"] = base * _lr_factor(config, epoch)
+            group["lr"] = base * lr_factor(config, epoch)
         model.train()
-        order = torch.randperm(len(xt), generator=generator).to(device)
+        if config.class_balance == "sampler":
+            order = balanced_order(yt, n_classes, generator).to(device)
+        else:
+            order = torch.randperm(len(xt), generator=generator).to(device)
         running = 0.0
         for start in range(0, len(order), config.batch_size):
             index = order[start:start + config.batch_size]
             if len(index) < 2 and len(order) > 1:
                 continue  # a batch of one breaks batch norm and adds nothing
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xt[index]), yt[index])
+            xb = xt[index]
+            if augmenting:
+                xb = augment_batch(xb, shift=config.augment_shift, flip=config.augment_flip,
+                                   flip_negate=config.flip_negate, negate_about=flip_center,
+                                   generator=generator)
+            loss = loss_fn(model(xb), yt[index])
             loss.backward()
             optimizer.step()
             running += float(loss.detach()) * len(index)
