@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 # The MEGC 2019 composite: (database, subjects, clips)
 COMPOSITE_SHAPE = (("smic", 16, 164), ("casme2", 24, 145), ("samm", 28, 133))
@@ -111,7 +112,7 @@ def bench_model_table(jobs: int) -> None:
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, rep, uf1, uar, acc, fit, total, params in rows:
-        count = "-" if params is None or params != params else f"{int(params):,}"
+        count = "-" if pd.isna(params) else f"{int(params):,}"
         lines.append(f"| {name} | {rep} | {uf1:.3f} | {uar:.3f} | {acc:.3f} | {fit:.2f} | "
                      f"{total:.0f} | {count} |")
     out = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"

@@ -124,7 +124,10 @@ def list_models() -> pd.DataFrame:
             "reference": spec.reference,
             "description": spec.description,
         })
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table["parameters"] = table["parameters"].astype("Int64")
+    table["epochs"] = table["epochs"].astype("Int64")
+    return table
 
 
 def _load_builtin_models() -> None:
