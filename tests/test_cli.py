@@ -106,3 +106,13 @@ def test_macro_pretrain_then_fine_tune(tmp_path, capsys):
                       "composite3", "--model", "ststnet", "--init", str(weights), "--no-cache"],
                      capsys)
     assert code == 2 and "deep_emotion" in text  # weights of another model are refused
+
+
+def test_synth_full_frame(tmp_path, capsys):
+    code, text = run(["synth", str(tmp_path / "raw"), "--subjects", "1", "--clips-per-class",
+                      "1", "--full-frame"], capsys)
+    assert code == 0, text
+    frames = sorted((tmp_path / "raw" / "CASME2_RAW_selected" / "sub01").rglob("img*.jpg"))
+    import cv2
+
+    assert frames and cv2.imread(str(frames[0])).shape == (480, 640, 3)

@@ -36,3 +36,14 @@ def test_loso_on_synthetic_database_learns(synthetic_root, tmp_path):
     assert set(predictions["subject"]) == set(data.subjects)
     assert metrics["per_dataset"]["synth"]["n"] == 36
     assert any((tmp_path / "cache").rglob("*.npy"))
+
+
+def test_a_model_can_take_another_representation(synthetic_root):
+    data = microexpr.load_dataset("casme2", synthetic_root, labels="composite3")
+    result = microexpr.evaluate(data, "micro_attention", input_representation="apex_flow",
+                                representation={"size": 32, "compute_size": 64,
+                                                "method": "dis"},
+                                epochs=1, cache_dir=None, progress=False, write=False)
+    assert result.config["representation"]["name"] == "apex_flow"
+    assert result.config["representation"]["size"] == 32
+    assert len(result.predictions) == 36

@@ -71,12 +71,14 @@ def synth(
     = 2.0,
     emotions: Annotated[str, typer.Option(help="Comma-separated emotions.")]
     = "happiness,disgust,surprise",
+    full_frame: Annotated[bool, typer.Option(
+        help="Whole 640x480 frames (face off-centre on a background, raw layout).")] = False,
 ) -> None:
     """Write a synthetic micro-expression database in the CASME II layout."""
     from microexpr.data.synthetic import synthesize
 
     path = synthesize(out_dir, subjects=subjects, clips_per_class=clips_per_class, seed=seed,
-                      size=size, amplitude=amplitude,
+                      size=size, amplitude=amplitude, full_frame=full_frame,
                       emotions=tuple(e.strip() for e in emotions.split(",") if e.strip()),
                       progress=True)
     console.print(f"synthetic database written to [bold]{path}[/bold]; read it with "
@@ -264,6 +266,9 @@ def evaluate(
     = False,
     option: Annotated[list[str] | None, typer.Option(
         help="Representation option key=value (repeatable), e.g. method=dis.")] = None,
+    representation: Annotated[str | None, typer.Option(
+        help="Feed the model this representation instead of its own (e.g. apex_flow).")]
+    = None,
     align: Annotated[bool | None, typer.Option(
         "--align/--no-align", help="Detect, align and crop the face first.")] = None,
     face_backend: Annotated[str | None, typer.Option(help="Face backend for --align.")]
@@ -300,6 +305,7 @@ def evaluate(
                  params=_key_values(param, "--param") or None,
                  init=None if init is None else {"path": str(init), "freeze": list(freeze or [])},
                  representation=_options(option, align, face_backend, magnify),
+                 input_representation=representation,
                  device=device, save_models=save_models)
     _print_result(result)
 

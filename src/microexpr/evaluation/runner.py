@@ -131,6 +131,7 @@ def evaluate(
     jobs: int = 1,
     cache_dir: str | Path | None | bool = True,
     representation: dict | None = None,
+    input_representation: str | None = None,
     train: dict | None = None,
     params: dict | None = None,
     device: str | None = None,
@@ -146,6 +147,9 @@ def evaluate(
     drawn from the training subjects. The test subject is only ever predicted. `init` loads
     pretrained weights (a file from `microexpr.training.transfer.pretrain`, or
     {"path": ..., "freeze": [...]}) into each fold's network before it is fine-tuned.
+    `representation` holds options of the model's representation; `input_representation`
+    feeds the model another representation instead (e.g. "apex_flow" to micro_attention),
+    as long as its arrays suit the model.
     """
     from microexpr import __version__
     from microexpr.models.classifier import make_train_config
@@ -165,15 +169,16 @@ def evaluate(
                           f"options (use params=...)")
     rep_config = None
     if inputs is None:
-        rep_config = make_config(spec.representation,
-                                 {**spec.representation_config, **(representation or {})})
-        report = prepare_representation(clips, spec.representation, rep_config,
+        rep_name = input_representation or spec.representation
+        defaults = spec.representation_config if rep_name == spec.representation else {}
+        rep_config = make_config(rep_name, {**defaults, **(representation or {})})
+        report = prepare_representation(clips, rep_name, rep_config,
                                         cache_dir=cache_dir, jobs=jobs, progress=progress)
         inputs = report.stacked()
         if len(report.failures):  # e.g. no face found: the clip is excluded and reported
             clips = clips[report.ok].reset_index(drop=True)
             failed = [Problem(dataset=str(f.dataset), clip=str(f.clip), severity="error",
-                              message=f"{spec.representation} failed: {f.error}")
+                              message=f"{rep_name} failed: {f.error}")
                       for f in report.failures.itertuples(index=False)]
             problems = pd.concat([problems, problems_frame(failed)], ignore_index=True)
     spec.check_input(inputs.shape)
@@ -206,7 +211,7 @@ def evaluate(
         "model": {"name": model, "params": {**spec.params, **(params or {})},
                   "reference": spec.reference},
         "representation": None if rep_config is None else
-        {"name": spec.representation, **asdict(rep_config)},
+        {"name": rep_name, **asdict(rep_config)},
         "train": asdict(train_config) if train_config else None,
         "protocol": protocol,
         "n_folds": len(folds),
