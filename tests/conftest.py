@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 
 def write_manifest(folder: Path, *, n_subjects: int, per_subject: int, size: int = 12,
@@ -33,6 +34,16 @@ def write_manifest(folder: Path, *, n_subjects: int, per_subject: int, size: int
     path = folder / "manifest.csv"
     path.write_text("\n".join(rows) + "\n")
     return path
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tests train small networks: on 2 shared cores one torch thread is several times faster
+    than two (and results do not depend on the machine's core count)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -19,13 +19,6 @@ FAST_FLOW = {"method": "dis", "compute_size": 64}
 MODELS = ("off_apexnet", "dual_stream")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small networks on 2 shared cores train several times faster on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

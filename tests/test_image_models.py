@@ -16,15 +16,6 @@ from microexpr.models.micro_attention import MicroAttentionResNet, attention_map
 from microexpr.representations import compute_representation
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small networks on 2 shared cores train several times faster on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def apex_data(tmp_path_factory):
     """Synthetic apex frames (4 subjects x 3 classes x 3 clips, large amplitude) at 32 and 48

@@ -17,15 +17,6 @@ from microexpr.training.augment import augment_batch, random_shift
 from microexpr.training.loop import TrainConfig, balanced_order, lr_factor, train
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small networks on 2 shared cores train several times faster on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def generator(seed=0):
     g = torch.Generator()
     g.manual_seed(seed)

@@ -18,12 +18,6 @@ from microexpr.training.transfer import InitSpec, check_init, init_from, pretrai
 NARROW = {"widths": (8, 16, 32, 64)}  # micro_attention at 1/8 width: same code, fast on a CPU
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _image(path, value, shape=(20, 30), color=False):

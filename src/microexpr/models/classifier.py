@@ -11,7 +11,12 @@ import numpy as np
 import torch
 
 from microexpr.errors import ConfigError, InputShapeError
-from microexpr.models.registry import ModelSpec, count_parameters, get_model_spec
+from microexpr.models.registry import (
+    ModelSpec,
+    count_parameters,
+    encode_labels,
+    get_model_spec,
+)
 from microexpr.training.device import resolve_device, seed_everything
 from microexpr.training.loop import History, TrainConfig, predict_logits, train
 
@@ -77,13 +82,8 @@ class TorchClassifier:
         self.transfer = None  # the TransferReport of the latest fit with `init`
 
     # -- inputs ---------------------------------------------------------------------------
-    def _encode(self, y: np.ndarray | list) -> np.ndarray:
-        lookup = {c: i for i, c in enumerate(self.classes)}
-        labels = [str(v) for v in y]
-        unknown = sorted(set(labels) - set(lookup))
-        if unknown:
-            raise ConfigError(f"labels {unknown} are not among the classes {self.classes}")
-        return np.array([lookup[v] for v in labels], dtype=np.int64)
+    def _encode(self, y) -> np.ndarray:
+        return encode_labels(y, self.classes)
 
     def _prepare(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)

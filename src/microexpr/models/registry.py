@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from torch import nn
 
@@ -100,6 +101,16 @@ def get_model_spec(name: str) -> ModelSpec:
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; available: {sorted(MODELS)}")
     return MODELS[name]
+
+
+def encode_labels(y, classes: tuple[str, ...]):
+    """Class indices of labels `y` in `classes` order; ConfigError naming unknown labels."""
+    lookup = {c: i for i, c in enumerate(classes)}
+    labels = [str(v) for v in y]
+    unknown = sorted(set(labels) - set(lookup))
+    if unknown:
+        raise ConfigError(f"labels {unknown} are not among the classes {classes}")
+    return np.array([lookup[v] for v in labels], dtype=np.int64)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from microexpr.errors import ConfigError, InputShapeError
-from microexpr.models.registry import ModelSpec, get_model_spec
+from microexpr.models.registry import ModelSpec, encode_labels, get_model_spec
 
 FORMAT = "microexpr-sklearn-1"
 
@@ -35,12 +35,7 @@ class SklearnClassifier:
         self.input_shape: tuple[int, ...] | None = None
 
     def _encode(self, y) -> np.ndarray:
-        lookup = {c: i for i, c in enumerate(self.classes)}
-        labels = [str(v) for v in y]
-        unknown = sorted(set(labels) - set(lookup))
-        if unknown:
-            raise ConfigError(f"labels {unknown} are not among the classes {self.classes}")
-        return np.array([lookup[v] for v in labels], dtype=np.int64)
+        return encode_labels(y, self.classes)
 
     def fit(self, x: np.ndarray, y, groups: np.ndarray | None = None) -> SklearnClassifier:
         x = np.asarray(x, dtype=np.float32)

@@ -149,30 +149,24 @@ def prepare_representation(
         raise ConfigError("no clips to compute a representation for")
     report = PrepareReport(name=name, config=config, arrays=[None] * len(records),
                            cache_dir=cache_root)
-    failures, warnings = [], []
+    errors: list[tuple[str, str] | None] = [None] * len(records)
+    notes: list[list[str]] = [[] for _ in records]
     stream = make_executor(jobs).map(_prepare_one, records, shared=(name, config, cache_root))
-    for index, (array, cached, error, notes) in track(stream, len(records), name, progress):
-        clip = records[index]
-        report.arrays[index] = array
-        if error:
-            failures.append({"dataset": clip["dataset"], "clip": clip["clip"],
-                             "kind": error[0], "error": error[1]})
-        elif cached:
-            report.cached += 1
-        else:
-            report.computed += 1
-        warnings.extend({"dataset": clip["dataset"], "clip": clip["clip"], "warning": w}
-                        for w in notes)
-    order = {(r["dataset"], r["clip"]): i for i, r in enumerate(records)}
+    for index, (array, cached, error, warnings) in track(stream, len(records), name,
+                                                         progress):
+        report.arrays[index], errors[index], notes[index] = array, error, warnings
+        if error is None:
+            report.cached += int(cached)
+            report.computed += int(not cached)
+    # reported in the clips' order, whatever order the workers finished in
+    failures = [{"dataset": r["dataset"], "clip": r["clip"], "kind": e[0], "error": e[1]}
+                for r, e in zip(records, errors, strict=True) if e is not None]
+    warnings = [{"dataset": r["dataset"], "clip": r["clip"], "warning": w}
+                for r, clip_notes in zip(records, notes, strict=True) for w in clip_notes]
     if failures:
-        report.failures = pd.DataFrame(failures).sort_values(
-            by=["dataset", "clip"], key=lambda s: s.map(str)).reset_index(drop=True)
+        report.failures = pd.DataFrame(failures)
     if warnings:
         report.warnings = pd.DataFrame(warnings)
-        report.warnings = report.warnings.iloc[
-            np.argsort([order[(d, c)] for d, c in zip(report.warnings["dataset"],
-                                                      report.warnings["clip"], strict=True)],
-                       kind="stable")].reset_index(drop=True)
     return report
 
 
