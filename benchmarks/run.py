@@ -121,17 +121,18 @@ def bench_model_table(jobs: int) -> None:
     print(f"wrote {out}", flush=True)
 
 
-def bench_flow_models_442(jobs: int) -> None:
-    """LOSO of every model that takes onset-apex flow over a 442-clip, 68-subject manifest of
-    28x28 flow inputs (target: each under 10 minutes on 2 cores)."""
+def bench_flow_models_442(jobs: int, only: tuple[str, ...] = ()) -> None:
+    """LOSO of every model that takes onset-apex flow (alone or with the apex frame) over a
+    442-clip, 68-subject manifest of 28x28 inputs (target: each under 10 minutes on 2 cores)."""
     import microexpr
     from microexpr.models import get_model_spec
 
-    for name in microexpr.list_models()["name"]:
+    for name in only or microexpr.list_models()["name"]:
         spec = get_model_spec(name)
-        if spec.representation != "onset_apex_flow":
+        if spec.representation not in ("onset_apex_flow", "apex_flow"):
             continue
         channels = len(spec.representation_config.get("channels", ("u", "v", "strain")))
+        channels += spec.representation == "apex_flow"  # the apex image comes first
         with tempfile.TemporaryDirectory() as tmp:
             manifest = composite_like_manifest(Path(tmp), channels=channels)
             start = time.perf_counter()
