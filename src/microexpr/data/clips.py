@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 
@@ -168,6 +167,3 @@ def concat_datasets(datasets: Sequence[Dataset], name: str = "") -> Dataset:
         scheme=scheme,
     )
 
-
-def as_path(value: str | Path) -> Path:
-    return Path(value).expanduser()

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from microexpr.errors import ConfigError, DatasetError
+from microexpr.preprocess.frames_io import read_image as read_file
 from microexpr.preprocess.frames_io import resize
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp")
@@ -72,13 +72,7 @@ def read_image(path: str | Path, size: int | tuple[int, int], color: bool = Fals
 
     DatasetError naming the file when it cannot be decoded.
     """
-    flag = cv2.IMREAD_COLOR if color else cv2.IMREAD_GRAYSCALE
-    image = cv2.imread(str(path), flag)
-    if image is None:
-        raise DatasetError(f"cannot read image {path}: it is not a readable image file "
-                           f"(corrupt or mislabelled); fix or remove it")
-    if color:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    image = read_file(path, color)
     image = resize(image, size)
     return (image[..., None] if image.ndim == 2 else image).astype(np.float32)
 

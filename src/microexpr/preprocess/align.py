@@ -47,8 +47,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from microexpr.errors import ConfigError, DatasetError, FaceNotFoundError, InputShapeError
+from microexpr.errors import ConfigError, FaceNotFoundError, InputShapeError
 from microexpr.preprocess.faces import FACE_BACKENDS, Face, FaceBackend, get_face_backend
+from microexpr.preprocess.frames_io import read_image
 
 POLICIES = ("largest", "track")
 FACE_PER_IOD = 2.4  # face square side, in inter-ocular distances
@@ -141,19 +142,10 @@ def _transform_points(transform: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ transform[:, :2].T + transform[:, 2]
 
 
-def _read_rgb(path: str | Path) -> np.ndarray:
-    if not Path(path).is_file():
-        raise DatasetError(f"cannot read frame {path}: it does not exist")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DatasetError(f"cannot read frame {path}: it is not a readable image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 def _as_image(frame: Frame, where: str) -> np.ndarray:
     """A frame as a uint8 H x W or H x W x 3 (RGB) array; files are read with OpenCV."""
     if isinstance(frame, str | Path):
-        return _read_rgb(frame)
+        return read_image(frame, color=True, what="frame")
     image = np.asarray(frame)
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[..., 0]

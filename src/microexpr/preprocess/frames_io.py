@@ -1,4 +1,4 @@
-"""Reading frames from disk with errors that name the file."""
+"""Reading images from disk (errors name the file) and resizing them."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ import numpy as np
 from microexpr.errors import DatasetError
 
 
-def read_gray(path: str | Path) -> np.ndarray:
-    """Read an image file as a uint8 grayscale array; DatasetError names unreadable files."""
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+def read_image(path: str | Path, color: bool = False, what: str = "image") -> np.ndarray:
+    """An image file as uint8 gray (H x W) or RGB (H x W x 3); DatasetError names the file
+    (`what` it is: "image", "frame")."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR if color else cv2.IMREAD_GRAYSCALE)
     if image is None:
         hint = "it does not exist" if not Path(path).exists() else "it is not a readable image"
-        raise DatasetError(f"cannot read frame {path}: {hint}")
-    return image
+        raise DatasetError(f"cannot read {what} {path}: {hint}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if color else image
 
 
 def resize(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:

@@ -10,8 +10,8 @@ import numpy as np
 
 from microexpr.preprocess.frames_io import resize
 from microexpr.representations.base import Representation, register_representation
-from microexpr.representations.flow import FlowConfig, apex_number, flow_files, flow_maps
-from microexpr.representations.frames import Context, load_frames
+from microexpr.representations.flow import FlowConfig, flow_files, flow_maps, onset_and_apex
+from microexpr.representations.frames import Context
 
 
 @dataclass(frozen=True)
@@ -30,10 +30,7 @@ class ApexFlowConfig(FlowConfig):
 def apex_flow(clip: Mapping[str, Any], config: ApexFlowConfig,
               context: Context | None = None) -> np.ndarray:
     """Apex frame (0..1) and onset -> apex flow channels: size x size x (1 + C), float32."""
-    apex = apex_number(clip, config.apex, align=config.align, context=context)
-    onset, peak = load_frames(clip, [int(clip["onset"]), apex], size=config.compute_size,
-                              color=False, align=config.align, magnify=config.magnify,
-                              context=context)
+    onset, peak = onset_and_apex(clip, config, context)
     flow = flow_maps(onset, peak, config.method, config.channels, config.remove_global)
     image = peak.astype(np.float32)[..., None] / 255.0
     stacked = np.concatenate([image, flow.astype(np.float32)], axis=-1)

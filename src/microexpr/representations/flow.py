@@ -95,13 +95,20 @@ def flow_maps(first: np.ndarray, second: np.ndarray, method: str,
     return np.stack([maps[c]() for c in channels], axis=-1)
 
 
-def onset_apex_flow(clip: Mapping[str, Any], config: FlowConfig,
-                    context: Context | None = None) -> np.ndarray:
-    """Optical flow u, v, strain and/or magnitude from onset to apex: size x size x C."""
+def onset_and_apex(clip: Mapping[str, Any], config: FlowConfig,
+                   context: Context | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The gray onset and apex frames at `compute_size` (aligned / magnified per config)."""
     apex = apex_number(clip, config.apex, align=config.align, context=context)
     onset, peak = load_frames(clip, [int(clip["onset"]), apex], size=config.compute_size,
                               color=False, align=config.align, magnify=config.magnify,
                               context=context)
+    return onset, peak
+
+
+def onset_apex_flow(clip: Mapping[str, Any], config: FlowConfig,
+                    context: Context | None = None) -> np.ndarray:
+    """Optical flow u, v, strain and/or magnitude from onset to apex: size x size x C."""
+    onset, peak = onset_and_apex(clip, config, context)
     stacked = flow_maps(onset, peak, config.method, config.channels, config.remove_global)
     return resize(stacked, config.size).reshape(config.size, config.size, -1).astype(np.float32)
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from microexpr.errors import DatasetError
 from microexpr.preprocess.cache import ArrayCache, cache_key
-from microexpr.preprocess.frames_io import resize
+from microexpr.preprocess.frames_io import read_image, resize
 
 
 @dataclass
@@ -47,15 +47,6 @@ def frame_file(clip: Mapping[str, Any], number: int) -> str:
 def clip_range(clip: Mapping[str, Any]) -> list[int]:
     """Frame numbers on disk from onset to offset."""
     return [n for n in clip["frame_numbers"] if clip["onset"] <= n <= clip["offset"]]
-
-
-def read_frame(path: str, color: bool) -> np.ndarray:
-    """A frame as uint8 gray (H x W) or RGB (H x W x 3); DatasetError names unreadable files."""
-    flag = cv2.IMREAD_COLOR if color else cv2.IMREAD_GRAYSCALE
-    image = cv2.imread(str(path), flag)
-    if image is None:
-        raise DatasetError(f"cannot read frame {path}: it is missing or not a readable image")
-    return image[..., ::-1].copy() if color else image
 
 
 def _pack(alignment: Any) -> np.ndarray:
@@ -118,7 +109,8 @@ def load_frames(clip: Mapping[str, Any], numbers: Sequence[int], *, size: int, c
         transform, _ = clip_alignment(clip, align, context)
     frames = []
     for number in span:
-        image = read_frame(frame_file(clip, number), color or align is not None and align.color)
+        image = read_image(frame_file(clip, number),
+                           color or align is not None and align.color, what="frame")
         if transform is not None:
             image = warp_face(image, transform, align)
             if not color and image.ndim == 3:

@@ -10,13 +10,13 @@ import cv2
 import numpy as np
 
 from microexpr.errors import ConfigError, FaceNotFoundError
+from microexpr.preprocess.frames_io import read_image
 from microexpr.representations.base import Representation, register_representation
 from microexpr.representations.frames import (
     Context,
     clip_alignment,
     clip_range,
     frame_file,
-    read_frame,
 )
 
 
@@ -79,7 +79,7 @@ def landmark_sequence(clip: Mapping[str, Any], config: LandmarkConfig,
     previous = np.asarray(onset_landmarks, np.float64)
     sequence = []
     for number in numbers:
-        faces = backend.detect(read_frame(frame_file(clip, number), color=True))
+        faces = backend.detect(read_image(frame_file(clip, number), color=True, what="frame"))
         found = _nearest_landmarks(faces, transform, previous)
         previous = found if found is not None else previous
         sequence.append(previous)
