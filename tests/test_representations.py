@@ -3,7 +3,6 @@
 from dataclasses import replace
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from microexpr.data.clips import clips_frame
@@ -167,4 +166,3 @@ def test_parallel_matches_serial(clips, tmp_path):
     parallel = compute_representation(clips, config=config, cache_dir=None, jobs=2,
                                       progress=False)
     np.testing.assert_allclose(serial, parallel, atol=1e-5)
-    assert isinstance(clips, pd.DataFrame)
