@@ -225,3 +225,40 @@ def test_specs_and_input_validation():
         model.predict_proba(vectors[:, :50])
     with pytest.raises(ConfigError, match="unknown parameter"):
         make_classifier("bi_woof_svm", CLASSES, params={"gamma": 1})
+
+
+@pytest.mark.parametrize(("name", "params", "expected"), [
+    ("bi_woof_svm", {"C": -1}, "C=-1 of model bi_woof_svm is invalid: it must be a number > 0"),
+    ("bi_woof_svm", {"blocks": [5, 0]}, "blocks=[5, 0]"),
+    ("bi_woof_svm", {"bins": "eight"}, "bins='eight'"),
+    ("lbp_top_svm", {"mapping": "fancy"}, "one of ['uniform', 'basic']"),
+    ("lbp_top_svm", {"neighbours": 20}, "neighbours=20"),
+    ("lbp_top_svm", {"radii": [1, 1]}, "radii=[1, 1]"),
+    ("region_flow_svm", {"pca_components": 1.5}, "fraction in (0, 1) or an integer >= 1"),
+    ("region_flow_svm", {"class_weight": "even"}, "None or 'balanced'"),
+    ("region_flow_svm", {"calibration_folds": 1}, "calibration_folds=1"),
+])
+def test_sklearn_params_are_checked_before_fitting(name, params, expected):
+    import re
+
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        make_classifier(name, CLASSES, params=params)
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        get_model_spec(name).validate(params)
+
+
+def test_sklearn_params_accept_their_documented_forms(tmp_path):
+    assert get_model_spec("bi_woof_svm").validate({"blocks": 4})["blocks"] == 4
+    assert get_model_spec("lbp_top_svm").validate({"radii": 2, "neighbours": [8, 4, 4]})[
+        "neighbours"] == (8, 4, 4)
+    region = get_model_spec("region_flow_svm")
+    assert region.validate({"pca_components": None})["pca_components"] is None
+    assert region.validate({"pca_components": 10})["pca_components"] == 10
+    # a builder's own shape error, on the shape it is validated for, stays a shape error
+    with pytest.raises(InputShapeError, match="at least 9 frames"):
+        get_model_spec("lbp_top_svm").validate({}, (5, 24, 24, 1))
+    # the channel names of the inputs are kept with the model
+    flow, y = _inputs("bi_woof_svm")
+    model = make_classifier("bi_woof_svm", CLASSES).fit(flow, y)
+    assert model.channels == ("u", "v", "strain")
+    assert load_model(model.save(tmp_path / "b.pkl")).channels == ("u", "v", "strain")

@@ -5,8 +5,12 @@ import numpy as np
 import pytest
 
 import microexpr
-from microexpr.errors import ConfigError
-from microexpr.representations import make_config, prepare_representation
+from microexpr.errors import ConfigError, DatasetError
+from microexpr.representations import (
+    compute_representation,
+    make_config,
+    prepare_representation,
+)
 from microexpr.representations.appearance import apex_frame, dynamic_images, frame_clip
 from microexpr.representations.flow import apex_number, onset_apex_flow
 
@@ -93,3 +97,28 @@ def test_prepare_reports_failures_and_keeps_going(clips, tmp_path):
     again = prepare_representation(broken, "apex_frame", {"size": 16}, cache_dir=tmp_path,
                                    progress=False)
     assert again.cached == len(clips) - 1 and again.computed == 0
+
+
+def test_failures_and_warnings_name_the_subject_of_a_repeated_clip_name(clips, tmp_path):
+    # as in real releases, two subjects hold a clip of the same name; both have a lost frame
+    renamed = clips.assign(clip=clips["clip"].str.split("/").str[-1])
+    repeated = renamed[renamed["clip"].duplicated(keep=False)].reset_index(drop=True)
+    assert repeated["subject"].nunique() == 2
+    broken = repeated.copy()
+    for i in range(len(broken)):
+        broken.at[i, "frames"] = tuple(f + ".gone" for f in broken.at[i, "frames"])
+    report = prepare_representation(broken, "apex_frame", {"size": 16}, cache_dir=None,
+                                    progress=False)
+    assert list(report.failures.columns) == ["dataset", "subject", "clip", "kind", "error"]
+    assert list(report.warnings.columns) == ["dataset", "subject", "clip", "warning"]
+    assert sorted(report.failures["subject"]) == sorted(repeated["subject"])
+    text = report.summary_of_failures(limit=1)
+    subject, clip = repeated["subject"].iloc[0].split("/")[-1], repeated["clip"].iloc[0]
+    assert text.startswith("2 of 2 clips failed for apex_frame")
+    assert f"casme2/{subject}/{clip}: cannot read " in text
+    assert text.endswith("; ... and 1 more")
+    with pytest.raises(DatasetError, match=f"2 clip.s. failed; first: casme2/{subject}/{clip}: "):
+        compute_representation(broken, "apex_frame", {"size": 16}, cache_dir=None,
+                               progress=False)
+    assert prepare_representation(clips, "apex_frame", {"size": 16}, cache_dir=None,
+                                  progress=False).summary_of_failures() == ""

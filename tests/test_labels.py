@@ -15,7 +15,11 @@ def test_casme2_5_and_composite_mapping(tmp_path):
     five = data.with_labels("casme2_5")
     assert five.classes == ("happiness", "surprise", "disgust", "repression", "others")
     assert "fear" not in set(five.clips["label"]) and len(five.clips) == 6
-    assert five.problems["message"].str.contains("drops 1 clip\\(s\\) with emotion 'fear'").any()
+    fear = five.problems[five.problems["message"].str.contains("drops emotion 'fear'")]
+    # the clip and its spreadsheet row (header is row 1; fear is the 5th clip listed)
+    assert list(fear["clip"]) == ["sub01/EP04_01"] and list(fear["row"]) == [6]
+    assert fear["file"].iloc[0].endswith("CASME2-coding-20190701.xlsx")
+    assert five.n_excluded == 1 and "1 clips excluded (1 left out" in five.summary()
     composite = data.with_labels("composite3")
     counts = dict(zip(composite.clips["emotion"], composite.clips["label"], strict=True))
     assert counts["disgust"] == "negative" and counts["repression"] == "negative"

@@ -59,8 +59,9 @@ def test_inconsistent_shapes_name_the_row(tmp_path):
 
 def test_duplicate_clip_and_empty_cell(tmp_path):
     np.save(tmp_path / "a.npy", np.zeros((4, 4, 3), np.float32))
-    path = _write(tmp_path, ["d,s1,c1,a,a.npy", "d,s2,c1,b,a.npy"])
-    with pytest.raises(ManifestError, match="listed twice"):
+    path = _write(tmp_path, ["d,s1,c1,a,a.npy", "d,s2,c2,b,a.npy", "d,d/s1,c1,b,a.npy"])
+    with pytest.raises(ManifestError, match=r"row 4: clip 'c1' of subject 'd/s1' .* listed "
+                                            r"twice, in rows 2 and 4"):
         read_manifest(path)
     path = _write(tmp_path, ["d,,c1,a,a.npy"])
     with pytest.raises(ManifestError, match="row 2: empty 'subject'"):

@@ -1,11 +1,13 @@
 """The model registry, STSTNet and the TorchClassifier: learns, saves, loads, validates inputs."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
 
 from microexpr.errors import ConfigError, InputShapeError
-from microexpr.models import get_model_spec, list_models
+from microexpr.models import MODELS, get_model_spec, list_models
 from microexpr.models.classifier import TorchClassifier, split_subjects
 from microexpr.models.ststnet import STSTNet
 from microexpr.training.loop import TrainConfig, class_weights
@@ -151,3 +153,117 @@ def test_evaluate_runs_sklearn_models(logistic_spec, signal_manifest):
     with pytest.raises(ConfigError, match="scikit-learn model"):
         microexpr.evaluate(signal_manifest, "test_logistic", epochs=3, progress=False,
                            write=False)
+
+
+# -- named channels ----------------------------------------------------------------------------
+
+def named_maps(names, n=4, size=28):
+    """N x size x size x len(names) maps whose channel k holds the constant k + 1."""
+    return np.broadcast_to(np.arange(1, len(names) + 1, dtype=np.float32),
+                           (n, size, size, len(names))).copy()
+
+
+def test_models_pick_their_named_channels_in_their_order():
+    spec = get_model_spec("ststnet")
+    assert spec.input_channels == ("u", "v", "strain") and spec.channels == 3
+    names = ("magnitude", "strain", "v", "u")  # a manifest's files, in another order
+    picked, picked_names = spec.select_channels(named_maps(names), names)
+    assert picked_names == ("u", "v", "strain") and picked.shape == (4, 28, 28, 3)
+    np.testing.assert_array_equal(picked[0, 0, 0], [4, 3, 2])  # u, v, strain of `names`
+    off, off_names = get_model_spec("off_apexnet").select_channels(named_maps(names), names)
+    assert off_names == ("u", "v") and off[0, 0, 0].tolist() == [4, 3]
+    # unnamed inputs with the model's number of channels: taken in the model's order
+    x = named_maps("abc")
+    same, same_names = spec.select_channels(x, None)
+    assert same is x and same_names == ("u", "v", "strain")
+    # models that take any channels pass inputs and names through
+    gray = named_maps(("gray",), size=48)
+    assert get_model_spec("deep_emotion").select_channels(gray, ("gray",)) == (gray, ("gray",))
+    assert get_model_spec("deep_emotion").select_channels(gray, None)[1] is None
+
+
+def test_channel_errors_name_what_is_missing_and_the_fix():
+    spec = get_model_spec("ststnet")
+    with pytest.raises(InputShapeError, match=r"needs channel\(s\) \['strain'\].*"
+                                              r"\('u', 'v'\).*--channels u,v,strain"):
+        spec.select_channels(named_maps(("u", "v")), ("u", "v"))
+    with pytest.raises(InputShapeError, match="4 unnamed channel.*--channels"):
+        spec.select_channels(named_maps("abcd"), None)
+    with pytest.raises(InputShapeError, match="2 channel name.*3 channel"):
+        spec.select_channels(named_maps("abc"), ("u", "v"))
+    with pytest.raises(InputShapeError, match="repeat"):
+        spec.select_channels(named_maps("abc"), ("u", "u", "v"))
+    with pytest.raises(InputShapeError, match=r"needs 3 input channel\(s\) \(u, v, strain\)"):
+        TorchClassifier("ststnet", ["a", "b"]).fit(named_maps("ab"), ["a", "b"] * 2)
+
+
+def test_models_take_the_channels_their_representation_gives():
+    from microexpr.representations import channel_names
+
+    list_models()  # registers every model
+    named = {name: spec.input_channels for name, spec in MODELS.items() if spec.input_channels}
+    assert named == {"ststnet": ("u", "v", "strain"), "off_apexnet": ("u", "v"),
+                     "bi_woof_svm": ("u", "v", "strain"),
+                     "dual_stream": ("gray", "u", "v", "strain")}
+    for name, channels in named.items():
+        spec = MODELS[name]
+        assert channel_names(spec.representation, spec.representation_config) == channels
+    assert MODELS["dual_stream"].train.flip_negate == ("u",)  # index 1 of apex_flow
+
+
+def test_too_small_inputs_name_the_input_size_flag():
+    with pytest.raises(InputShapeError, match="at least 8x8, got 4x4.*--input-size 28"):
+        get_model_spec("ststnet").check_input((2, 4, 4, 3))
+    with pytest.raises(InputShapeError, match="at least 32x32.*--input-size 64"):
+        get_model_spec("micro_attention").check_input((2, 28, 28, 1))
+
+
+# -- model parameters ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("model", "params", "expected"), [
+    ("ststnet", {"dropout": "abc"}, "dropout='abc' of model ststnet is invalid: it must be a "
+                                    "number in [0, 1)"),
+    ("ststnet", {"dropout": 2}, "dropout=2 of model ststnet is invalid"),
+    ("ststnet", {"dropout": True}, "dropout=True"),
+    ("ststnet", {"widths": [3, -1, 8]}, "widths=[3, -1, 8] of model ststnet is invalid: it "
+                                        "must be a list (an integer >= 1 each)"),
+    ("ststnet", {"widths": 3}, "widths=3"),
+    ("off_apexnet", {"widths": [6, 16, 32]}, "must be a list of 2 item(s)"),
+    ("off_apexnet", {"kernel": 2.5}, "kernel=2.5"),
+    ("micro_attention", {"attention": "yes"}, "attention='yes' of model micro_attention is "
+                                              "invalid: it must be true or false"),
+    ("deep_emotion", {"width": 0}, "width=0"),
+    ("dual_stream", {"interaction": 1}, "interaction=1"),
+])
+def test_bad_model_params_fail_at_once_with_one_line(model, params, expected):
+    spec = get_model_spec(model)
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        spec.validate(params)
+    with pytest.raises(ConfigError, match="--param"):  # before any training
+        TorchClassifier(model, ["a", "b"], params=params)
+
+
+def test_params_are_normalised_and_builder_failures_become_config_errors():
+    spec = get_model_spec("ststnet")
+    checked = spec.validate({"dropout": 0, "widths": [2, 2, 2]})
+    assert checked == {"dropout": 0.0, "widths": (2, 2, 2)}
+    assert isinstance(checked["dropout"], float)
+    assert TorchClassifier("ststnet", ["a", "b"], params={"widths": [2, 2, 2]}).params == {
+        "widths": (2, 2, 2)}
+    with pytest.raises(ConfigError, match=r"cannot be built with params \{'widths': \[\]\}"):
+        spec.validate({"widths": []})
+    with pytest.raises(ConfigError, match="dual_stream cannot be built"):
+        get_model_spec("dual_stream").validate({"widths": []})
+    # the shape to build for can be given: OFF-ApexNet without hidden layers at 12 x 12
+    assert get_model_spec("off_apexnet").validate({"hidden": []}, (12, 12, 2))["hidden"] == ()
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        spec.validate({"depth": 3})
+
+
+def test_registry_lists_channels_and_recipes():
+    table = list_models().set_index("name")
+    assert table.loc["ststnet", "channels"] == "u,v,strain"
+    assert table.loc["dual_stream", "channels"] == "gray,u,v,strain"
+    assert table.loc["deep_emotion", "channels"] == "any"
+    assert table.loc["ststnet", "recipes"] == "default, paper"
+    assert table.loc["micro_attention", "recipes"] == "default"

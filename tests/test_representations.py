@@ -1,4 +1,5 @@
-"""Optical flow, strain, the cache (keys, atomic writes, resume) and the flow representation."""
+"""Optical flow, strain, the cache (keys, atomic writes, resume), the flow representation and
+resizing prepared inputs to a model's size."""
 
 from dataclasses import replace
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 from microexpr.data.clips import clips_frame
-from microexpr.errors import ConfigError, DatasetError
+from microexpr.errors import ConfigError, DatasetError, InputShapeError
 from microexpr.preprocess import cache as cache_module
 from microexpr.preprocess.cache import ArrayCache, cache_key
 from microexpr.preprocess.flow import optical_flow, optical_strain
@@ -15,6 +16,7 @@ from microexpr.representations import (
     FlowConfig,
     compute_representation,
     onset_apex_flow,
+    resize_inputs,
 )
 
 
@@ -166,3 +168,54 @@ def test_parallel_matches_serial(clips, tmp_path):
     parallel = compute_representation(clips, config=config, cache_dir=None, jobs=2,
                                       progress=False)
     np.testing.assert_allclose(serial, parallel, atol=1e-5)
+
+
+def test_resize_inputs_keeps_units_channels_and_layout():
+    rng = np.random.default_rng(0)
+    flow = np.zeros((2, 28, 28, 3), np.float32)
+    flow[..., 0] = 2.5  # a uniform 2.5 px motion stays 2.5 at any size
+    flow[..., 1:] = rng.normal(size=(2, 28, 28, 2))
+    for size in (14, 48):
+        out = resize_inputs(flow, size)
+        assert out.shape == (2, size, size, 3) and out.dtype == np.float32
+        np.testing.assert_allclose(out[..., 0], 2.5, atol=1e-5)
+    # shrinking averages areas: 28 -> 14 is the mean of each 2 x 2 block
+    blocks = flow[..., 1:].reshape(2, 14, 2, 14, 2, 2).mean(axis=(2, 4))
+    np.testing.assert_allclose(resize_inputs(flow, 14)[..., 1:], blocks, atol=1e-5)
+    one = resize_inputs(flow[..., :1], 48)  # a single channel keeps its axis
+    assert one.shape == (2, 48, 48, 1)
+    many = rng.normal(size=(1, 28, 28, 600))  # more channels than one cv2 image holds
+    out = resize_inputs(many, 14)
+    assert out.shape == (1, 14, 14, 600) and out.dtype == np.float64
+    np.testing.assert_allclose(out[0, ..., 599], many[0, ..., 599].reshape(14, 2, 14, 2)
+                               .mean(axis=(1, 3)), atol=1e-9)
+    clips = rng.normal(size=(2, 4, 28, 28, 1)).astype(np.float32)  # N x T x H x W x C
+    out = resize_inputs(clips, 14)
+    assert out.shape == (2, 4, 14, 14, 1)
+    np.testing.assert_allclose(out[1, 3], resize_inputs(clips[1, 3][None], 14)[0], atol=0)
+    assert resize_inputs(flow, 28) is flow
+
+
+@pytest.mark.parametrize("size", [0, -3, 2.5, "48", True])
+def test_resize_inputs_rejects_bad_sizes(size):
+    with pytest.raises(ConfigError, match="input size"):
+        resize_inputs(np.zeros((1, 8, 8, 1), np.float32), size)
+
+
+def test_resize_inputs_rejects_bad_shapes():
+    with pytest.raises(InputShapeError, match=r"shape \(8, 8, 1\)"):
+        resize_inputs(np.zeros((8, 8, 1), np.float32), 4)
+
+
+@pytest.mark.parametrize("method", ["dis", "tvl1"])
+def test_flow_does_not_depend_on_what_ran_before(method):
+    # a solver reused across frame sizes kept state from the last size: results changed
+    from microexpr.preprocess.flow import optical_flow
+
+    rng = np.random.default_rng(0)
+    first = cv2.GaussianBlur((rng.random((64, 64)) * 255).astype(np.uint8), (5, 5), 2)
+    second = np.roll(first, 2, axis=1)
+    before = optical_flow(first, second, method)
+    optical_flow(cv2.resize(first, (32, 32)), cv2.resize(second, (32, 32)), method)
+    optical_flow(cv2.resize(first, (48, 40)), cv2.resize(second, (48, 40)), method)
+    np.testing.assert_array_equal(optical_flow(first, second, method), before)

@@ -3,6 +3,7 @@ warm-up and schedules, and their validation."""
 
 import json
 import math
+import re
 from dataclasses import asdict
 
 import numpy as np
@@ -13,7 +14,7 @@ from torch import nn
 from microexpr.errors import ConfigError, InputShapeError
 from microexpr.models.classifier import TorchClassifier
 from microexpr.training import loop
-from microexpr.training.augment import augment_batch, random_shift
+from microexpr.training.augment import augment_batch, random_shift, resolve_flip_indices
 from microexpr.training.loop import TrainConfig, balanced_order, lr_factor, train
 
 
@@ -152,7 +153,7 @@ def test_augmentation_rejects_bad_inputs():
 def planted(n=90, size=12, seed=0):
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 3, n)
-    x = rng.normal(size=(n, size, size, 2)).astype(np.float32)
+    x = rng.normal(size=(n, size, size, 3)).astype(np.float32)  # u, v, strain
     x[np.arange(n), 2 + 3 * y, 6, 1] += 4.0
     return x, np.array(["a", "b", "c"])[y]
 
@@ -169,7 +170,7 @@ def test_augmented_training_is_deterministic_and_prediction_is_not_augmented(mon
     x, y = planted()
     groups = np.repeat([f"s{i}" for i in range(6)], 15)
     options = {"epochs": 3, "batch_size": 16, "augment_shift": 1, "augment_flip": True,
-               "flip_negate": [0], "early_stopping": True, "val_fraction": 0.34}
+               "flip_negate": ["u"], "early_stopping": True, "val_fraction": 0.34}
     first = TorchClassifier("ststnet", ["a", "b", "c"], seed=4, train_config=options)
     first.fit(x, y, groups)
     # 60 training samples (2 of 6 subjects held out for validation): 4 batches x 3 epochs;
@@ -208,7 +209,7 @@ def test_defaults_do_not_augment_or_resample(monkeypatch):
     TorchClassifier("ststnet", ["a", "b", "c"], train_config={"epochs": 2}).fit(x, y)
     config = TrainConfig()
     assert (config.warmup_epochs, config.augment_shift, config.augment_flip,
-            config.flip_negate) == (0, 0, False, ())
+            config.flip_negate) == (0, 0, False, ("u",))
 
 
 # -- schedules -------------------------------------------------------------------------------
@@ -255,23 +256,108 @@ def test_the_loop_applies_the_warmup_to_the_optimizer(monkeypatch):
     ({"augment_flip": 0.5}, "augment_flip"),
     ({"flip_negate": (0, 0)}, "flip_negate"),
     ({"flip_negate": (-1,)}, "flip_negate"),
-    ({"flip_negate": ("u",)}, "flip_negate"),
+    ({"flip_negate": ("u", "u")}, "flip_negate"),
+    ({"flip_negate": ("u", 0)}, "flip_negate"),
+    ({"flip_negate": ("",)}, "flip_negate"),
 ])
 def test_config_validation_names_the_field(options, field):
     with pytest.raises(ConfigError, match=field):
         TrainConfig(**options)
 
 
-def test_flip_negate_round_trips_and_is_checked_against_the_input():
-    config = TrainConfig(augment_flip=True, flip_negate=[0, 2])
-    assert config.flip_negate == (0, 2)
+# what `--train-option key=value` hands over (YAML-parsed): each bad value is one message
+# naming the option, the value and what it must be, raised before any work
+@pytest.mark.parametrize(("options", "expected"), [
+    ({"lr": "abc"}, "lr='abc' is invalid: lr must be a number > 0"),
+    ({"lr": 0}, "lr=0 is invalid"),
+    ({"lr": float("nan")}, "lr=nan is invalid"),
+    ({"batch_size": "abc"}, "batch_size='abc' is invalid: batch_size must be an integer >= 1"),
+    ({"epochs": 1.5}, "epochs=1.5 is invalid: epochs must be an integer >= 1"),
+    ({"epochs": True}, "epochs=True is invalid"),
+    ({"patience": "x"}, "patience='x' is invalid"),
+    ({"weight_decay": -1e-4}, "weight_decay=-0.0001 is invalid: weight_decay must be a "
+                              "number >= 0"),
+    ({"val_fraction": 1}, "val_fraction=1 is invalid: val_fraction must be a number in (0, 1)"),
+    ({"optimizer": "foo"}, "optimizer='foo' is invalid: optimizer must be one of adam, "
+                           "adamw, sgd"),
+    ({"schedule": 3}, "schedule=3 is invalid"),
+    ({"early_stopping": "yes"}, "early_stopping='yes' is invalid: early_stopping must be true "
+                                "or false"),
+])
+def test_training_options_are_checked_by_type_and_range(options, expected):
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        TrainConfig(**options)
+    with pytest.raises(ConfigError, match="--train-option"):
+        TorchClassifier("ststnet", ["a", "b"], train_config=options)
+
+
+def test_training_options_accept_what_yaml_and_json_give():
+    # YAML reads "5e-5" as a string; JSON may write 40 as 40.0
+    config = TrainConfig(lr="5e-5", epochs=40.0, weight_decay=0, flip_negate="u, magnitude")
+    assert config.lr == 5e-5 and isinstance(config.lr, float)
+    assert config.epochs == 40 and isinstance(config.epochs, int)
+    assert config.weight_decay == 0.0 and config.flip_negate == ("u", "magnitude")
     assert TrainConfig(**json.loads(json.dumps(asdict(config)))) == config
+
+
+def test_flip_negate_names_channels_and_old_indices_still_work():
+    config = TrainConfig(augment_flip=True, flip_negate=["u", "magnitude"])
+    assert config.flip_negate == ("u", "magnitude")
+    assert TrainConfig(**json.loads(json.dumps(asdict(config)))) == config
+    # integers are channel indices, as configs and saved models from before names hold them
+    assert TrainConfig(flip_negate=[0, 2]).flip_negate == (0, 2)
     assert TrainConfig(flip_negate=1).flip_negate == (1,)
+    assert resolve_flip_indices((0, 2), ("v", "u", "strain")) == (0, 2)
+    # names: their place among the input's channels; absent ones (or unknown names) negate
+    # nothing
+    assert resolve_flip_indices(("u",), ("u", "v", "strain")) == (0,)
+    assert resolve_flip_indices(("u",), ("apex", "u", "v", "strain")) == (1,)
+    assert resolve_flip_indices(("u", "magnitude"), ("magnitude", "v", "u")) == (2, 0)
+    assert resolve_flip_indices(("u",), ("gray",)) == ()
+    assert resolve_flip_indices(("u",), None) == ()
+    with pytest.raises(ConfigError, match="resolve_flip_indices"):
+        augment_batch(torch.zeros(2, 2, 4, 4), flip=True, flip_negate=("u",),
+                      generator=generator())
     x, y = planted(12)
     with pytest.raises(ConfigError, match="flip_negate"):
         TorchClassifier("ststnet", ["a", "b", "c"],
                         train_config={"epochs": 1, "augment_flip": True,
                                       "flip_negate": (3,)}).fit(x, y)
+
+
+def flips_negated(monkeypatch, model, x, y, **fit):
+    """The flip_negate indices the training loop hands to the augmentation."""
+    seen = []
+    real = loop.augment_batch
+
+    def record(xb, **kwargs):
+        seen.append(tuple(kwargs["flip_negate"]))
+        return real(xb, **kwargs)
+
+    monkeypatch.setattr(loop, "augment_batch", record)
+    classifier = TorchClassifier(model, ["a", "b", "c"],
+                                 train_config={"epochs": 1, "batch_size": 16,
+                                               "augment_flip": True, "flip_negate": ["u"]})
+    classifier.fit(x, y, **fit)
+    assert len(set(seen)) == 1
+    return seen[0], classifier
+
+
+def test_a_flip_negates_the_channel_named_u_wherever_it_is(monkeypatch, tmp_path):
+    x, y = planted(32)
+    negated, model = flips_negated(monkeypatch, "ststnet", x, y, channels=("v", "u", "strain"))
+    assert negated == (1,) and model.channels == ("v", "u", "strain")
+    loaded = TorchClassifier.load(model.save(tmp_path / "m.pt"))
+    assert loaded.channels == ("v", "u", "strain")
+    # unnamed inputs of the model's channel count are taken to be its input_channels
+    negated, model = flips_negated(monkeypatch, "ststnet", x, y)
+    assert negated == (0,) and model.channels == ("u", "v", "strain")
+    # a model that takes any channels, with unnamed inputs: nothing to negate
+    image = np.tile(x[..., :1], (1, 2, 2, 1))  # 24 x 24 gray
+    assert flips_negated(monkeypatch, "deep_emotion", image, y)[0] == ()
+    assert flips_negated(monkeypatch, "deep_emotion", image, y, channels=("u",))[0] == (0,)
+    with pytest.raises(InputShapeError, match="name each of the inputs' 3 channel"):
+        TorchClassifier("ststnet", ["a", "b", "c"]).fit(x, y, channels=("u", "v"))
     with pytest.raises(ConfigError, match="augment_shift"):
         train(nn.Linear(4, 3), np.zeros((4, 4), np.float32), np.array([0, 1, 2, 0]),
               TrainConfig(epochs=1, augment_shift=1), n_classes=3,

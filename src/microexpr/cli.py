@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import math
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import numpy as np
 import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from microexpr.errors import ConfigError, MicroexprError
 
@@ -22,19 +27,128 @@ app.add_typer(datasets_app, name="datasets")
 console = Console()
 
 
-def _print_frame(frame: pd.DataFrame, title: str = "", floats: str = "{:.4g}") -> None:
+FORMATS = ("table", "csv", "json")
+_MIN_FOLD = 8  # the narrowest a text column gets in a table before the table outgrows the width
+FORMAT_HELP = "table (for people), csv or json (plain data on stdout, nothing cut)."
+
+
+def _check_format(fmt: str) -> str:
+    """The output format, lower-cased; ConfigError naming the valid ones."""
+    value = fmt.strip().lower()
+    if value not in FORMATS:
+        raise ConfigError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """A cell as JSON data: numpy scalars unboxed, tuples as lists, missing values as None."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value if isinstance(value, str | int | float | bool) else str(value)
+
+
+def _flow(value: Any) -> str:
+    """A plain value as YAML flow text (what `--option key=value` reads back)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_flow(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_flow(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def _cell_text(value: Any, floats: str) -> str:
+    """A cell for the table: floats rounded, options as key=value, lists comma-separated."""
+    value = _plain(value)
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return floats.format(value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_flow(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(_flow(v) for v in value)
+    return str(value)
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """The rows as JSON-ready dicts (orient="records")."""
+    columns = [str(c) for c in frame.columns]
+    return [{c: _plain(v) for c, v in zip(columns, row, strict=True)}
+            for row in frame.itertuples(index=False)]
+
+
+def _write_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _write_csv(frame: pd.DataFrame) -> None:
+    rows = [{c: json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v
+             for c, v in record.items()} for record in _records(frame)]
+    pd.DataFrame(rows, columns=[str(c) for c in frame.columns], dtype=object).to_csv(
+        sys.stdout, index=False, lineterminator="\n")
+    sys.stdout.flush()
+
+
+def _print_frame(frame: pd.DataFrame, title: str = "", fmt: str = "table",
+                 floats: str = "{:.4g}") -> None:
+    """Print a table in `fmt`: every listing goes through here.
+
+    table: a rich table whose name column (the first, or any called "name") is never cut or
+    wrapped, wider than the terminal if need be; other columns wrap at spaces and fold long
+    words, so nothing is cut either. csv: the frame as CSV (options and lists as JSON).
+    json: a list of records. csv and json have no title and no markup.
+    """
+    fmt = _check_format(fmt)
+    if fmt == "csv":
+        return _write_csv(frame)
+    if fmt == "json":
+        return _write_json(_records(frame))
     table = Table(title=title or None, show_lines=False)
-    for column in frame.columns:
-        table.add_column(str(column))
-    for row in frame.itertuples(index=False):
-        table.add_row(*[floats.format(v) if isinstance(v, float) else str(v) for v in row])
-    console.print(table)
+    cells = {c: [_cell_text(v, floats) for v in frame[c]] for c in frame.columns}
+    longest = [max([len(t) for t in texts] + [len(str(c))]) for c, texts in cells.items()]
+    whole = [i == 0 or str(c) == "name" for i, c in enumerate(cells)]
+
+    def width(whole: list[bool]) -> int:  # the narrowest the table can be, borders included
+        return len(cells) + 1 + sum((n if keep else min(n, _MIN_FOLD)) + 2
+                                    for n, keep in zip(longest, whole, strict=True))
+
+    for i, texts in enumerate(cells.values()):  # other one-word columns whole while they fit
+        if not whole[i] and not any(" " in t for t in texts):
+            whole[i] = width([*whole[:i], True, *whole[i + 1:]]) <= console.width
+    for (column, _), keep, n in zip(cells.items(), whole, longest, strict=True):
+        justify = "right" if pd.api.types.is_numeric_dtype(frame[column].dtype) else "left"
+        if keep:
+            table.add_column(str(column), no_wrap=True, min_width=n, justify=justify)
+        else:  # rich narrows these (wrapping at spaces, then folding), never a whole one
+            table.add_column(str(column), overflow="fold", justify=justify)
+    needed = width(whole)
+    for row in zip(*cells.values(), strict=True):
+        table.add_row(*(Text(cell) for cell in row))  # a cell is text, never rich markup
+    # wider than the terminal rather than cutting a name (the terminal wraps the lines)
+    (console if needed <= console.width else Console(width=needed)).print(table, crop=False)
+    return None
 
 
-def _print_result(result) -> None:
-    _print_frame(result.table(), title="Pooled over all folds")
-    console.print(f"results written to [bold]{result.out_dir}[/bold] "
-                  f"(config.yaml, predictions.csv, metrics.json, confusion.png, megc_log.txt)")
+def _print_result(result, fmt: str = "table") -> None:
+    """The pooled metrics; in csv/json only the metrics go to stdout, the rest to stderr."""
+    fmt = _check_format(fmt)
+    _print_frame(result.table(), title="Pooled over all folds", fmt=fmt)
+    where = (f"results written to [bold]{result.out_dir}[/bold] "
+             f"(config.yaml, predictions.csv, metrics.json, confusion.png, megc_log.txt)")
+    (console if fmt == "table" else Console(stderr=True)).print(where)
 
 
 @app.command()
@@ -86,16 +200,26 @@ def synth(
 
 
 @datasets_app.command("list")
-def datasets_list() -> None:
+def datasets_list(
+    fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP + " csv: the databases "
+                                     "table; json: {databases, label_schemes}.")] = "table",
+) -> None:
     """The databases microexpr reads and the label schemes it knows."""
     from microexpr.data.adapters import list_datasets
     from microexpr.data.labels import label_schemes
 
+    fmt = _check_format(fmt)
     table = list_datasets()
+    if fmt == "json":
+        return _write_json({"databases": _records(table),
+                            "label_schemes": _records(label_schemes())})
+    if fmt == "csv":
+        return _print_frame(table, fmt=fmt)
     _print_frame(table.drop(columns=["reads"]), title="Databases (--dataset)")
     for row in table.itertuples(index=False):
         console.print(f"  [bold]{row.name}[/bold]: {row.reads}")
     _print_frame(label_schemes(), title="Label schemes (--labels)")
+    return None
 
 
 @datasets_app.command("check")
@@ -105,18 +229,31 @@ def datasets_check(
     labels: Annotated[str | None, typer.Option(help="Also count classes of this scheme.")]
     = None,
     problems: Annotated[int, typer.Option(help="Problems to print (0 = all).")] = 30,
+    frames: Annotated[bool, typer.Option(
+        "--frames", help="Also decode every frame file --representation reads (exit 1 when "
+        "one is truncated or unreadable).")] = False,
+    representation: Annotated[str, typer.Option(help="Representation whose frames --frames "
+                                                     "decodes.")] = "onset_apex_flow",
+    fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP + " csv: every problem "
+                                     "(dataset, clip, severity, file, row, message); json: one "
+                                     "object with summary, class_counts, schemes, problems "
+                                     "(all of them, whatever --problems says).")] = "table",
 ) -> None:
     """Read a database folder and report clips, subjects, class counts and problems."""
     from microexpr.data.adapters import load_dataset
     from microexpr.data.labels import SCHEMES, label_schemes
 
+    fmt = _check_format(fmt)
     dataset = load_dataset(name, root)
+    formats = set(dataset.clips["format"])
+    schemes = [labels] if labels else [s.name for s in SCHEMES.values()
+                                       if formats <= set(s.mapping)]
+    if fmt != "table":
+        return _emit_check(dataset, root, schemes, fmt,
+                           representation if frames else None)
     console.print(dataset.summary())
     console.print(f"annotation file: {dataset.annotation_file or '(none: read from folders)'}")
     _print_frame(dataset.class_counts().reset_index(), title="Clips per annotated emotion")
-    fmt = set(dataset.clips["format"])
-    schemes = [labels] if labels else [s.name for s in SCHEMES.values()
-                                       if fmt <= set(s.mapping)]
     for scheme in schemes:
         labelled = dataset.with_labels(scheme)
         _print_frame(labelled.class_counts().reset_index(),
@@ -133,6 +270,66 @@ def datasets_check(
         what = f"{p.dataset}/{p.clip}" if p.clip else p.dataset
         console.print(f"  [{p.severity}] {what}: {p.message}" + (f" ({where})" if where else ""),
                       markup=False)
+    if frames:
+        _check_frames(dataset.clips, representation, problems)
+    return None
+
+
+def _emit_check(dataset, root: Path, schemes: list[str], fmt: str,
+                frames_of: str | None) -> None:
+    """`datasets check --format csv|json`: one machine-readable document on stdout (exit 1
+    when `--frames` found a bad frame file, as in the table format)."""
+    found = None
+    if frames_of is not None:
+        from microexpr.representations import check_frames
+
+        found = check_frames(dataset.clips, frames_of)
+    problems = dataset.problems
+    if fmt == "csv":
+        if found is not None and len(found):
+            extra = pd.DataFrame({"dataset": found["dataset"], "clip": found["clip"],
+                                  "severity": "error", "file": found["file"], "row": pd.NA,
+                                  "message": found["message"]})
+            problems = pd.concat([problems, extra], ignore_index=True)
+        _print_frame(problems, fmt="csv")
+    else:
+        document = {
+            "dataset": dataset.name, "root": str(root), "summary": dataset.summary(),
+            "clips": len(dataset.clips), "subjects": int(dataset.clips["subject"].nunique()),
+            "annotation_file": dataset.annotation_file or None,
+            "class_counts": _records(dataset.class_counts().reset_index()),
+            "schemes": [],
+            "problems": _records(problems),
+        }
+        for scheme in schemes:
+            labelled = dataset.with_labels(scheme)
+            document["schemes"].append({
+                "scheme": scheme, "clips": len(labelled.clips),
+                "class_counts": _records(labelled.class_counts().reset_index())})
+        if found is not None:
+            document["frames"] = {"representation": frames_of, "files": found.attrs["files"],
+                                  "clips": found.attrs["clips"], "problems": _records(found)}
+        _write_json(document)
+    if found is not None and len(found):
+        raise typer.Exit(1)
+
+
+def _check_frames(clips: pd.DataFrame, representation: str, limit: int) -> None:
+    """`datasets check --frames`: decode the frames, print the count and problems, exit 1 on
+    any problem."""
+    from microexpr.representations import check_frames
+
+    found = check_frames(clips, representation)
+    count = f"{len(found)} problem{'s' if len(found) != 1 else ''}" if len(found) else "no problems"
+    console.print(f"decoded {found.attrs['files']} frame files of {found.attrs['clips']} clips "
+                  f"({representation}): {count}")
+    shown = found if limit == 0 else found.head(limit)
+    for p in shown.itertuples(index=False):
+        console.print(f"  [frame] {p.dataset}/{p.clip}: {p.message}", markup=False)
+    if len(shown) < len(found):
+        console.print(f"  ... and {len(found) - len(shown)} more (--problems 0 shows all)")
+    if len(found):
+        raise typer.Exit(1)
 
 
 def _parse_roots(dataset: str, roots: list[str]) -> dict[str, str]:
@@ -154,9 +351,11 @@ def _parse_roots(dataset: str, roots: list[str]) -> dict[str, str]:
 
 
 def _key_values(items: list[str] | None, flag: str) -> dict:
-    """`key=value` items (dotted keys for nested options; values parsed as YAML scalars)."""
+    """`key=value` items (dotted keys for nested options; values parsed as YAML scalars, with
+    1e-3 read as a number)."""
     import yaml
 
+    from microexpr.evaluation.tuning import _Loader as NumberLoader
     from microexpr.representations import set_option
 
     options: dict = {}
@@ -165,7 +364,12 @@ def _key_values(items: list[str] | None, flag: str) -> dict:
             raise ConfigError(f"{flag} takes key=value (e.g. method=dis, align.margin=0.4), "
                               f"got {item!r}")
         key, value = item.split("=", 1)
-        set_option(options, key.strip(), yaml.safe_load(value))
+        try:
+            parsed = yaml.load(value, Loader=NumberLoader)  # noqa: S506 - a safe loader
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{flag} {item!r}: the value is not readable ({exc}); quote it "
+                              f"or write it as a plain number, word or [list]") from None
+        set_option(options, key.strip(), parsed)
     return options
 
 
@@ -223,21 +427,32 @@ def prepare(
                                     cache_dir=cache_dir or True, jobs=jobs)
     console.print(report.summary())
     for row in report.failures.itertuples(index=False):
-        console.print(f"  [failed] {row.dataset}/{row.clip}: {row.error}", markup=False)
+        console.print(f"  [failed] {row.dataset}/{row.subject}/{row.clip}: {row.error}",
+                      markup=False)
     for row in report.warnings.head(20).itertuples(index=False):
-        console.print(f"  [warning] {row.dataset}/{row.clip}: {row.warning}", markup=False)
+        console.print(f"  [warning] {row.dataset}/{row.subject}/{row.clip}: {row.warning}",
+                      markup=False)
     if len(report.warnings) > 20:
         console.print(f"  ... and {len(report.warnings) - 20} more warnings")
+    problems = data.problems[data.problems["severity"].isin(["error", "info"])
+                             & (data.problems["clip"].astype(str) != "")]
+    if len(problems):
+        console.print(f"{len(problems)} clip(s) were left out when the database was read "
+                      f"(see `microexpr datasets check {dataset} --root ...`)")
+    if len(report.failures):
+        console.print(report.summary_of_failures(), markup=False)
     if len(report.failures) == len(report.arrays):
         raise typer.Exit(1)
 
 
 @app.command()
-def representations() -> None:
+def representations(
+    fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "table",
+) -> None:
     """The representations `prepare` and the models use, with their default options."""
     from microexpr.representations import list_representations
 
-    _print_frame(list_representations().astype(str), title="Representations")
+    _print_frame(list_representations(), title="Representations", fmt=fmt)
 
 
 @app.command()
@@ -256,8 +471,15 @@ def evaluate(
     early_stopping: Annotated[bool, typer.Option(
         help="Stop on a validation split of the training subjects.")] = False,
     seed: int = 0,
-    out: Annotated[Path | None, typer.Option(help="Results folder.")] = None,
-    jobs: Annotated[int, typer.Option(help="Worker processes (0 = all cores).")] = 1,
+    out: Annotated[Path | None, typer.Option(
+        help="Results folder (refused when not empty, unless --overwrite or --resume).")]
+    = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
+    resume: Annotated[bool, typer.Option(
+        help="Continue an interrupted run from its folds on disk (same options).")] = False,
+    jobs: Annotated[int | None, typer.Option(
+        help="Worker processes (default: automatic, one per core for large runs; 0 = all "
+             "cores).")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="Representation cache folder.")]
     = None,
     no_cache: Annotated[bool, typer.Option(help="Do not read or write the cache.")] = False,
@@ -285,20 +507,41 @@ def evaluate(
     = None,
     freeze: Annotated[list[str] | None, typer.Option(
         help="With --init: layers to keep fixed (stem, backbone or a name prefix).")] = None,
+    channels: Annotated[str | None, typer.Option(
+        help="With --manifest: the channels of its files, in order (e.g. u,v,strain).")]
+    = None,
+    input_size: Annotated[int | None, typer.Option(
+        help="Resize the inputs to N x N for the model (e.g. 64 for micro_attention).")]
+    = None,
+    recipe: Annotated[str | None, typer.Option(
+        help="Training recipe: default (fast) or paper (the authors' settings).")] = None,
+    ensemble: Annotated[int, typer.Option(
+        help="Seeds trained per fold; their probabilities are averaged.")] = 1,
+    tune: Annotated[Path | None, typer.Option(
+        help="Grid YAML: nested LOSO picks a point per fold on its training subjects.")]
+    = None,
+    fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "table",
 ) -> None:
     """Evaluate a model on a database or a manifest (leave-one-subject-out by default)."""
     from microexpr.evaluation.runner import evaluate as run
 
     if (manifest is None) == (dataset is None):
         raise ConfigError("give either --dataset NAME --root PATH or --manifest FILE.csv")
+    _check_format(fmt)
     if manifest is not None:
         data = manifest
     else:
+        if channels is not None:
+            raise ConfigError("--channels names the channels of a --manifest's files; a "
+                              "database's representation names its own")
         if dataset != "composite" and labels is None:
             raise ConfigError(f"--dataset {dataset} needs --labels SCHEME (see `microexpr "
                               f"datasets list`; 'emotion' keeps every annotated emotion)")
         data = _load_for_cli(dataset, list(root or []), labels)
     result = run(data, model, protocol=protocol, epochs=epochs, seed=seed, out=out, jobs=jobs,
+                 labels=labels if manifest is not None else None, channels=channels,
+                 input_size=input_size, recipe=recipe, ensemble=ensemble, tune=tune,
+                 overwrite=overwrite, resume=resume,
                  cache_dir=None if no_cache else (cache_dir or True),
                  train={**_key_values(train_option, "--train-option"),
                         **({"early_stopping": True} if early_stopping else {})} or None,
@@ -307,7 +550,17 @@ def evaluate(
                  representation=_options(option, align, face_backend, magnify),
                  input_representation=representation,
                  device=device, save_models=save_models)
-    _print_result(result)
+    _print_result(result, fmt)
+    _print_left_out(result.warnings, result.problems_summary())
+
+
+def _print_left_out(warnings: list[str], summary: str) -> None:
+    """Warnings and the summary of clips left out, at the end of a run (on stderr)."""
+    err = Console(stderr=True)
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    if summary:
+        err.print(summary, markup=False, highlight=False)
 
 
 @app.command()
@@ -361,20 +614,43 @@ def macro_images(
 
 
 @app.command()
-def models() -> None:
+def models(
+    fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "table",
+) -> None:
     """The models microexpr implements, with their inputs and parameter counts."""
     from microexpr.models.registry import list_models
 
-    _print_frame(list_models(), title="Models (--model)")
+    _check_format(fmt)
+    _print_frame(list_models(), title="Models (--model)", fmt=fmt)
+
+
+INTERRUPTED = ("interrupted; finished work is kept: the cache entries already written stay, "
+               "and the same command resumes from them")
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: runs the app and turns toolkit errors into a message and exit code 2."""
+    """Entry point: runs the app and turns toolkit errors into a message and exit code 2.
+
+    Ctrl-C and SIGTERM end worker processes, print one line and exit 130 / 143.
+    """
+    from microexpr.parallel import Interrupted, interrupt_signals
+
+    signum, notes = 0, []
     try:
-        app(args=argv, prog_name="microexpr")
+        with interrupt_signals():
+            app(args=argv, prog_name="microexpr")
     except MicroexprError as exc:
         Console(stderr=True).print(f"[bold red]error:[/bold red] {exc}")
         sys.exit(2)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        signum = getattr(exc, "signum", 2)
+        notes = list(getattr(exc, "__notes__", []))
+    # out of the except block, so that the traceback is dropped and the generators it held
+    # (the executor's) close now, ending their workers
+    if signum:
+        # one line, however narrow the terminal (the command's own note when it left one)
+        sys.stderr.write((notes[-1] if notes else INTERRUPTED) + "\n")
+        sys.exit(128 + signum)
 
 
 if __name__ == "__main__":

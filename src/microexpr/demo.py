@@ -14,7 +14,8 @@ def run_demo(out: str | Path = "demo-output", *, subjects: int = 12, clips_per_c
     """Run the whole pipeline on built-in synthetic data and return the evaluation.
 
     `out` receives `synthetic-casme2/` (the database, in CASME II layout), `cache/` (the flow
-    cache) and `results/` (config, predictions, metrics, confusion matrix).
+    cache) and `results/` (config, predictions, metrics, confusion matrix; replaced by each
+    run of the demo).
     """
     from microexpr.data.adapters import load_dataset
     from microexpr.data.synthetic import synthesize
@@ -27,4 +28,4 @@ def run_demo(out: str | Path = "demo-output", *, subjects: int = 12, clips_per_c
     return evaluate(dataset, "ststnet", protocol="loso", epochs=epochs, seed=seed,
                     out=out / "results", cache_dir=out / "cache",
                     jobs=jobs if jobs is not None else min(2, os.cpu_count() or 1),
-                    progress=progress)
+                    progress=progress, overwrite=True)

@@ -8,8 +8,13 @@ to implement `map`.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Protocol, TypeVar
@@ -42,10 +47,93 @@ class LocalExecutor:
 
 
 _SHARED: Any = None
+_PR_SET_PDEATHSIG = 1
+_DEFERRING = 0  # > 0 while the executor starts a worker: `interrupt_signals` waits for it
+_DEFERRED: list[int] = []
 
 
-def _init_worker(shared: Any, threads: int) -> None:
+class Interrupted(BaseException):  # noqa: N818 - a signal, like KeyboardInterrupt
+    """Raised in the main thread by `interrupt_signals` on SIGINT or SIGTERM.
+
+    Not a KeyboardInterrupt, so that the CLI framework does not swallow it, and not an
+    Exception, so that `except Exception` clauses let it through; `signum` is the signal.
+    """
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def interrupt_signals() -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM raise `Interrupted`, so that `finally` clauses
+    (the executor's worker cleanup) run; the previous handlers are restored afterwards.
+    Outside the main thread (where handlers cannot be set) it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if _DEFERRING:
+            _DEFERRED.append(signum)
+        else:
+            raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextlib.contextmanager
+def _deferring_interrupts() -> Iterator[None]:
+    """Hold `Interrupted` back until the block ends: a worker started halfway would escape
+    the cleanup (it is not yet in the pool's process table)."""
+    global _DEFERRING
+    _DEFERRING += 1
+    try:
+        yield
+    finally:
+        _DEFERRING -= 1
+        if not _DEFERRING and _DEFERRED:
+            signum = _DEFERRED[-1]
+            _DEFERRED.clear()
+            raise Interrupted(signum)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Make this worker end when process `parent` does, however it ends (even SIGKILL).
+
+    On Linux the kernel sends SIGKILL at the parent's death (PR_SET_PDEATHSIG; it fires when
+    the parent *thread* that started the worker ends, and the executor is driven from one
+    thread); everywhere a daemon thread polls the parent pid and exits the worker.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="microexpr-parent-watch", daemon=True).start()
+
+
+def _init_worker(shared: Any, threads: int, parent: int) -> None:
     global _SHARED
+    _die_with_parent(parent)
+    # Ctrl-C reaches the whole process group: the parent handles it and ends the workers
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _SHARED = shared
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
@@ -58,8 +146,6 @@ def _call(fn: Callable[[Any, Any], R], task: Any) -> R:
 
 def limit_threads(threads: int) -> None:
     """Cap the threads OpenCV and (if loaded) torch use, so parallel workers don't oversubscribe."""
-    import sys
-
     import cv2
 
     cv2.setNumThreads(threads)
@@ -71,7 +157,10 @@ class ProcessExecutor:
     """Runs tasks in `jobs` worker processes (spawned, so safe with torch and OpenCV threads).
 
     The number of tasks in flight is bounded, an exception in a task is re-raised here, and the
-    remaining tasks are cancelled; results already yielded stay with the caller.
+    remaining tasks are cancelled; results already yielded stay with the caller. Workers never
+    outlive the parent: whatever leaves `map` early (an error, Ctrl-C, `Interrupted`, the
+    caller closing the generator) cancels the queued tasks and terminates the workers, and a
+    worker whose parent died (even by SIGKILL) ends itself within about a second.
     """
 
     def __init__(self, jobs: int):
@@ -83,26 +172,50 @@ class ProcessExecutor:
             shared: S = None) -> Iterator[tuple[int, R]]:
         threads = max(1, (os.cpu_count() or 1) // self.jobs)
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_init_worker,
-                                 initargs=(shared, threads)) as pool:
-            pending: dict[Future, int] = {}
-            queue = iter(enumerate(tasks))
-            try:
-                for index, task in queue:
+        pool = ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_init_worker,
+                                   initargs=(shared, threads, os.getpid()))
+        pending: dict[Future, int] = {}
+        queue = iter(enumerate(tasks))
+
+        def submit_next() -> bool:
+            for index, task in queue:
+                with _deferring_interrupts():  # submit may start a worker process
                     pending[pool.submit(_call, fn, task)] = index
-                    if len(pending) >= 2 * self.jobs:
-                        break
-                while pending:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        index = pending.pop(future)
-                        yield index, future.result()
-                        for next_index, next_task in queue:
-                            pending[pool.submit(_call, fn, next_task)] = next_index
-                            break
-            finally:
-                for future in pending:
-                    future.cancel()
+                return True
+            return False
+
+        finished = False
+        try:
+            while len(pending) < 2 * self.jobs and submit_next():
+                pass
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    index = pending.pop(future)
+                    yield index, future.result()
+                    submit_next()
+            finished = True
+        finally:
+            if finished:
+                pool.shutdown(wait=True)
+            else:
+                _stop_pool(pool)
+
+
+def _stop_pool(pool: ProcessPoolExecutor, timeout: float = 2.0) -> None:
+    """Cancel what is queued and end the workers now (terminate, then kill the stubborn)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.terminate()
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join(0.5)
 
 
 def make_executor(jobs: int | None = 1) -> Executor:

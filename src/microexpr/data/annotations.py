@@ -471,6 +471,7 @@ class ClipCollector:
         self.problems: list[Problem] = []
         self.mentioned: set[Path] = set()
         self._first_row: dict[str, int | None] = {}
+        self.attempted = 0  # clips the annotation (or the folders) named, usable or not
 
     def problem(
         self, severity: str, message: str, *, clip: str = "", row: int | None = None,
@@ -478,6 +479,7 @@ class ClipCollector:
     ) -> None:
         """Record a problem (clip "" for the whole database)."""
         source = self.file if file is None else file
+        self.attempted += bool(clip)
         self.problems.append(Problem(self.namespace, clip, severity, message, source, row))
 
     def mention(self, folder: Path | None) -> None:
@@ -487,6 +489,7 @@ class ClipCollector:
 
     def add(self, *, clip: str, row: int | None = None, **fields: object) -> bool:
         """Check and add one clip (arguments of `make_clip`); False when it was left out."""
+        self.attempted += 1
         if clip in self._first_row:
             first = self._first_row[clip]
             where = f"row {first}" if first is not None else "an earlier entry"
@@ -505,7 +508,7 @@ class ClipCollector:
         self.problems.extend(problems)
         if row_dict is None:
             return False
-        self.rows.append(row_dict)
+        self.rows.append({**row_dict, "source_file": str(fields["file"]), "source_row": row})
         return True
 
     def report_unmentioned(self, folders: Iterable[Path], what: str = "clip folder") -> None:
@@ -516,7 +519,13 @@ class ClipCollector:
                                       f"frames are not used")
 
     def dataset(self, root: str | Path, annotation_file: str | Path = "") -> Dataset:
-        """The Dataset of the usable clips, with every problem recorded."""
+        """The Dataset of the usable clips, with every problem recorded.
+
+        Raises DatasetError when nothing named a single clip (an annotation with only a header
+        row, or no clip folders): there is nothing to check or label, so say so up front.
+        """
+        if not self.attempted:
+            self._raise_no_clips(root, str(annotation_file or self.file))
         return Dataset(
             name=self.namespace,
             clips=clips_frame(self.rows),
@@ -524,6 +533,19 @@ class ClipCollector:
             root=str(root),
             annotation_file=str(annotation_file or self.file),
         )
+
+
+    def _raise_no_clips(self, root: str | Path, annotation: str) -> None:
+        notes = [p.message for p in self.problems if not p.clip][:2]
+        noted = f" (noted: {'; '.join(notes)})" if notes else ""
+        if annotation:
+            raise DatasetError(
+                f"{self.namespace} annotation file {annotation} lists no clips: no row below "
+                f"its header names a subject and a file name{noted}. Use the complete "
+                f"annotation file that came with the release."
+            )
+        raise DatasetError(f"no {self.namespace} clips found in {root}{noted}; point at the "
+                           f"folder the database was unpacked into")
 
 
 def subject_and_name(

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from microexpr.errors import DatasetError
+
 # Columns every clips table has, in this order. `frames` holds the frame files of the clip in
 # temporal order and `frame_numbers` their numbers as annotated (not always contiguous).
 CLIP_COLUMNS: tuple[str, ...] = (
@@ -23,6 +25,13 @@ CLIP_COLUMNS: tuple[str, ...] = (
     "apex_estimated",  # True when the apex was not annotated and was estimated
     "emotion",  # emotion as annotated, lower case
     "action_units",  # action units as annotated (string, "" when none)
+)
+
+# Where each clip is listed, so problems found later (e.g. by a label scheme) can point at it.
+# Filled by the adapters; tables built by hand may leave them out (then "" and <NA>).
+SOURCE_COLUMNS: tuple[str, ...] = (
+    "source_file",  # annotation file (or clip folder) listing the clip
+    "source_row",  # its spreadsheet row number, <NA> when it has none
 )
 
 PROBLEM_COLUMNS: tuple[str, ...] = (
@@ -71,12 +80,15 @@ def problems_frame(problems: Iterable[Problem]) -> pd.DataFrame:
 
 
 def clips_frame(rows: Sequence[dict]) -> pd.DataFrame:
-    """Build a clips table from row dicts, checking every column is present."""
-    frame = pd.DataFrame(list(rows), columns=list(CLIP_COLUMNS))
+    """Build a clips table from row dicts, checking every CLIP_COLUMNS entry is present
+    (SOURCE_COLUMNS are optional)."""
+    frame = pd.DataFrame(list(rows), columns=[*CLIP_COLUMNS, *SOURCE_COLUMNS])
     if len(rows):
         missing = [c for c in CLIP_COLUMNS if c not in rows[0]]
         if missing:
             raise ValueError(f"clip rows lack columns {missing}")
+    frame["source_file"] = frame["source_file"].fillna("").astype(str)
+    frame["source_row"] = frame["source_row"].astype("Int64")
     for col in ("fps",):
         frame[col] = frame[col].astype(float)
     for col in ("onset", "apex", "offset"):
@@ -89,9 +101,10 @@ def clips_frame(rows: Sequence[dict]) -> pd.DataFrame:
 class Dataset:
     """A loaded database: its usable clips, the problems found, and where it came from.
 
-    `clips` holds only usable clips; every clip left out is in `problems` with severity
-    "error", so nothing is dropped silently. After `with_labels`, `clips` has a `label` column
-    and `classes` lists the class names in order.
+    `clips` holds only usable clips; every clip left out is in `problems`, with severity
+    "error" when it cannot be used and "info" when it is left out on purpose (e.g. its
+    emotion is blank or not in the label scheme), so nothing is dropped silently. After
+    `with_labels`, `clips` has a `label` column and `classes` lists the class names in order.
     """
 
     name: str
@@ -102,11 +115,30 @@ class Dataset:
     classes: tuple[str, ...] = ()
     scheme: str = ""
 
+    def _excluded(self, severity: str) -> pd.DataFrame:
+        """One row per clip left out with a problem of `severity` (dataset, clip, row)."""
+        table = self.problems[(self.problems["severity"] == severity)
+                              & (self.problems["clip"] != "")]
+        return table[["dataset", "clip", "row"]].drop_duplicates()
+
+    @property
+    def n_unusable(self) -> int:
+        """Clips left out because they cannot be used (an error in `problems`)."""
+        return len(self._excluded("error"))
+
+    @property
+    def n_left_out(self) -> int:
+        """Clips left out on purpose (an info problem: blank or unknown emotion, not in the
+        label scheme, excluded by protocol)."""
+        return len(self._excluded("info"))
+
     @property
     def n_excluded(self) -> int:
-        """Number of clips left out (each has an error in `problems`)."""
-        errors = self.problems[self.problems["severity"] == "error"]
-        return int(errors[errors["clip"] != ""]["clip"].nunique())
+        """Number of clips left out, for any reason (each has an error or info problem).
+
+        A clip is counted once per annotation row: a duplicate row of a kept clip id counts.
+        """
+        return self.n_unusable + self.n_left_out
 
     @property
     def subjects(self) -> list[str]:
@@ -132,9 +164,15 @@ class Dataset:
         """A few lines: clips, subjects, excluded clips and problems."""
         n_err = int((self.problems["severity"] == "error").sum())
         n_warn = int((self.problems["severity"] == "warning").sum())
+        unusable, left_out = self.n_unusable, self.n_left_out
+        parts = ([f"{unusable} unusable"] if unusable else []) + (
+            [f"{left_out} left out: blank or unknown emotion / not in the label scheme"]
+            if left_out else [])
+        why = f" ({', '.join(parts)})" if parts else ""
         return (
             f"{self.name}: {len(self.clips)} clips from {self.clips['subject'].nunique()} "
-            f"subjects; {self.n_excluded} clips excluded; {n_err} errors, {n_warn} warnings"
+            f"subjects; {unusable + left_out} clips excluded{why}; {n_err} errors, "
+            f"{n_warn} warnings"
         )
 
     def __repr__(self) -> str:
@@ -154,9 +192,20 @@ def concat_datasets(datasets: Sequence[Dataset], name: str = "") -> Dataset:
                 f"(scheme {scheme!r}): label all datasets with the same scheme first"
             )
     clips = pd.concat([d.clips for d in datasets], ignore_index=True)
-    dup = clips[clips.duplicated(["dataset", "clip"], keep=False)]
+    key = ["dataset", "subject", "clip"]  # clip names repeat across subjects in real releases
+    dup = clips[clips.duplicated(key, keep=False)]
     if len(dup):
-        raise ValueError(f"duplicate clips across datasets: {dup[['dataset', 'clip']].head()}")
+        first = dup.iloc[0]
+        owners = [d.name for d in datasets
+                  if ((d.clips[key] == first[key]).all(axis=1)).any()]
+        where = (f"more than one of the joined datasets ({', '.join(owners)})"
+                 if len(owners) > 1 else f"{owners[0]} more than once")
+        raise DatasetError(
+            f"clip {first['clip']!r} of subject {first['subject']!r} (dataset "
+            f"{first['dataset']!r}) is in {where}; {len(dup)} rows share a (dataset, subject, "
+            f"clip). Load each database once, or give each its own namespace "
+            f"(load_dataset(..., namespace=...))"
+        )
     return Dataset(
         name=name or "+".join(d.name for d in datasets),
         clips=clips,

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import pandas as pd
 
+from microexpr.data.annotations import is_missing
 from microexpr.data.clips import Dataset, Problem, problems_frame
 from microexpr.errors import LabelSchemeError
 
@@ -131,44 +133,69 @@ def get_scheme(name: str) -> LabelScheme:
     )
 
 
-def apply_scheme(dataset: Dataset, name: str) -> Dataset:
-    """Label `dataset` with scheme `name`: adds `label`, drops and reports unmapped clips."""
-    clips = dataset.clips
-    if name == EMOTION_SCHEME:
-        classes = tuple(sorted(clips["emotion"].unique()))
-        labelled = clips.assign(label=clips["emotion"].to_numpy())
-        return replace(dataset, clips=labelled.reset_index(drop=True), classes=classes,
-                       scheme=name)
-    scheme = get_scheme(name)
-    unknown = sorted(set(clips["format"]) - set(scheme.mapping) - {"*"})
-    if unknown and "*" not in scheme.mapping:
-        raise LabelSchemeError(
-            f"label scheme {name!r} does not apply to {', '.join(unknown)} clips; it covers "
-            f"{', '.join(scheme.formats())}. Use --labels emotion, or a scheme for that database "
-            f"(see `microexpr datasets list`)."
-        )
-    labels = [scheme.class_of(f, e) for f, e in zip(clips["format"], clips["emotion"],
-                                                      strict=True)]
-    excluded = [(f, c) in scheme.exclude for f, c in zip(clips["format"], clips["clip"],
-                                                          strict=True)]
-    keep = [lab is not None and not ex for lab, ex in zip(labels, excluded, strict=True)]
+def _source(dataset: Dataset, clip: pd.Series) -> tuple[str, int | None]:
+    """(file, row) where a clip is listed, for problems that point at it."""
+    file = str(clip.get("source_file", "") or "") or dataset.annotation_file
+    row = clip.get("source_row")
+    return file, (None if row is None or pd.isna(row) else int(row))
+
+
+def _left_out(dataset: Dataset, clips: pd.DataFrame, messages: list[str]) -> list[Problem]:
+    """One info problem per clip a scheme leaves out, naming the clip, file and row."""
     problems = []
-    dropped = clips[[not k for k in keep]]
-    for (ds, emotion), group in dropped.groupby(["dataset", "emotion"], sort=True):
-        mask = [(f, c) in scheme.exclude for f, c in zip(group["format"], group["clip"],
-                                                         strict=True)]
-        by_protocol = group[mask]
-        by_emotion = group[[not m for m in mask]]
-        if len(by_emotion):
-            problems.append(Problem(
-                dataset=str(ds), clip="", severity="info",
-                message=f"label scheme {name} drops {len(by_emotion)} clip(s) with emotion "
-                f"{emotion!r}"))
-        for clip in by_protocol["clip"]:
-            problems.append(Problem(
-                dataset=str(ds), clip=str(clip), severity="info",
-                message=f"label scheme {name} excludes this clip by protocol"))
+    for (_, clip), message in zip(clips.iterrows(), messages, strict=True):
+        file, row = _source(dataset, clip)
+        problems.append(Problem(dataset=str(clip["dataset"]), clip=str(clip["clip"]),
+                                severity="info", message=message, file=file, row=row))
+    return problems
+
+
+def _why_dropped(name: str, scheme: LabelScheme | None, emotion: str, by_protocol: bool
+                 ) -> str:
+    if by_protocol:
+        return f"label scheme {name} excludes this clip by protocol"
+    if is_missing(emotion):
+        return (f"left out: the emotion cell is blank ({emotion!r}), so label scheme {name} "
+                f"has no class for it; fill in the emotion to use this clip")
+    classes = f" ({', '.join(scheme.classes)})" if scheme is not None else ""
+    return (f"left out: label scheme {name} drops emotion {emotion!r}, which it maps to none "
+            f"of its classes{classes}")
+
+
+def apply_scheme(dataset: Dataset, name: str) -> Dataset:
+    """Label `dataset` with scheme `name`: adds `label`, drops and reports unmapped clips.
+
+    Each clip left out (blank emotion, an emotion the scheme drops, a protocol exclusion) gets
+    an info problem naming the clip and its annotation row, so `Dataset.summary()` counts it.
+    """
+    clips = dataset.clips
+    emotions = clips["emotion"].fillna("").astype(str)
+    if name == EMOTION_SCHEME:
+        scheme = None
+        labels: list[str | None] = [None if is_missing(e) else e for e in emotions]
+        excluded = [False] * len(clips)
+    else:
+        scheme = get_scheme(name)
+        unknown = sorted(set(clips["format"]) - set(scheme.mapping) - {"*"})
+        if unknown and "*" not in scheme.mapping:
+            raise LabelSchemeError(
+                f"label scheme {name!r} does not apply to {', '.join(unknown)} clips; it covers "
+                f"{', '.join(scheme.formats())}. Use --labels emotion, or a scheme for that "
+                f"database (see `microexpr datasets list`)."
+            )
+        labels = [scheme.class_of(f, e) for f, e in zip(clips["format"], emotions, strict=True)]
+        excluded = [(f, c) in scheme.exclude for f, c in zip(clips["format"], clips["clip"],
+                                                              strict=True)]
+    keep = np.array([lab is not None and not ex for lab, ex in zip(labels, excluded,
+                                                                     strict=True)], dtype=bool)
+    dropped = clips[~keep]
+    messages = [_why_dropped(name, scheme, e, ex) for e, ex, k in zip(emotions, excluded, keep,
+                                                                        strict=True) if not k]
     labelled = clips[keep].assign(label=[lab for lab, k in zip(labels, keep, strict=True) if k])
-    all_problems = pd.concat([dataset.problems, problems_frame(problems)], ignore_index=True)
-    return replace(dataset, clips=labelled.reset_index(drop=True), classes=scheme.classes,
+    classes = (tuple(sorted(set(labelled["label"]))) if scheme is None
+               else scheme.classes)
+    all_problems = pd.concat([dataset.problems,
+                              problems_frame(_left_out(dataset, dropped, messages))],
+                             ignore_index=True)
+    return replace(dataset, clips=labelled.reset_index(drop=True), classes=classes,
                    scheme=name, problems=all_problems)

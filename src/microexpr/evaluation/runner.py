@@ -1,11 +1,13 @@
-"""`evaluate`: representation -> folds -> train and predict per fold -> metrics -> results dir."""
+"""`evaluate`: validate everything -> representation -> channels and size -> folds, each
+trained and predicted (and written) as it finishes -> metrics -> results folder."""
 
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +16,23 @@ import pandas as pd
 
 from microexpr.data.clips import Dataset, Problem, problems_frame
 from microexpr.data.manifest import Manifest, read_manifest
-from microexpr.errors import ConfigError
+from microexpr.errors import ConfigError, MicroexprError
 from microexpr.evaluation.metrics import PROBABILITY_PREFIX, compute_metrics, metrics_table
 from microexpr.evaluation.protocols import Fold, make_folds
 from microexpr.evaluation.report import write_results
-from microexpr.parallel import make_executor
+from microexpr.evaluation.rundir import (
+    RunDir,
+    array_digest,
+    check_out,
+    fingerprint,
+    open_run_dir,
+)
+from microexpr.parallel import Interrupted, make_executor
 from microexpr.progress import track
-from microexpr.representations import make_config, prepare_representation
+from microexpr.representations import make_config, prepare_representation, resize_inputs
+
+# Below this many clips a run stays in this process: starting workers costs more than it saves.
+PARALLEL_MIN_CLIPS = 200
 
 
 @dataclass
@@ -31,10 +43,16 @@ class EvaluationResult:
     metrics: dict
     config: dict
     out_dir: Path | None
+    problems: pd.DataFrame = field(default_factory=lambda: problems_frame([]))
+    warnings: list[str] = field(default_factory=list)
 
     def table(self) -> pd.DataFrame:
         """UF1 / UAR / accuracy overall and per dataset."""
         return metrics_table(self.metrics)
+
+    def problems_summary(self, limit: int = 3) -> str:
+        """Clips left out of the run (count, first reasons, where problems.csv is), or ""."""
+        return summarize_problems(self.problems, self.out_dir, limit)
 
     def __repr__(self) -> str:
         m = self.metrics
@@ -42,12 +60,35 @@ class EvaluationResult:
                 f"acc={m['accuracy']:.4f} n={m['n']} out={self.out_dir}>")
 
 
+def summarize_problems(problems: pd.DataFrame | None, out_dir: Path | None,
+                       limit: int = 3) -> str:
+    """A few lines on the clips a run left out: how many, the first reasons, the file."""
+    if problems is None or not len(problems):
+        return ""
+    left_out = problems[(problems["clip"].astype(str) != "")
+                        & problems["severity"].isin(["error", "info"])]
+    keys = left_out[["dataset", "clip"]].drop_duplicates()
+    n_warn = int((problems["severity"] == "warning").sum())
+    lines = [f"{len(keys)} clip(s) left out of this run, {n_warn} warning(s)"]
+    for row in left_out.head(limit).itertuples(index=False):
+        where = f" ({row.file})" if isinstance(row.file, str) and row.file else ""
+        lines.append(f"  [{row.severity}] {row.dataset}/{row.clip}: {row.message}{where}")
+    if len(left_out) > limit:
+        lines.append(f"  ... and {len(left_out) - limit} more")
+    if out_dir is not None:
+        lines.append(f"every problem is listed in {Path(out_dir) / 'problems.csv'}")
+    return "\n".join(lines)
+
+
 @dataclass(frozen=True)
 class _Shared:
+    """What every fold needs, sent to each worker once."""
+
     inputs: np.ndarray
     labels: np.ndarray
     subjects: np.ndarray
     classes: tuple[str, ...]
+    channels: tuple[str, ...] | None
     model: str
     train_config: dict | None
     params: dict
@@ -55,6 +96,10 @@ class _Shared:
     device: str | None
     models_dir: str | None
     init: dict | None = None
+    ensemble: int = 1
+    grid: tuple | None = None  # GridPoints of a tuning grid
+    inner_folds: int | str = 4
+    metric: str = "uf1"
 
 
 def fold_seed(seed: int, fold: int) -> int:
@@ -62,26 +107,73 @@ def fold_seed(seed: int, fold: int) -> int:
     return int(np.random.SeedSequence([seed, fold]).generate_state(1)[0])
 
 
-def _run_fold(shared: _Shared, fold: Fold) -> tuple[np.ndarray, dict]:
+def member_seed(seed: int, fold: int, member: int) -> int:
+    """The seed of ensemble member `member` of a fold (member 0: `fold_seed`)."""
+    if member == 0:
+        return fold_seed(seed, fold)
+    return int(np.random.SeedSequence([seed, fold, member]).generate_state(1)[0])
+
+
+def _fit_predict(shared: _Shared, train: np.ndarray, test: np.ndarray, seed: int,
+                 params: dict, train_options: dict | None, save_as: Path | None = None
+                 ) -> tuple[np.ndarray, dict]:
+    """Train one model on `train` and return its probabilities on `test` and a few facts."""
     from microexpr.models.factory import make_classifier
 
-    classifier = make_classifier(shared.model, shared.classes, train_config=shared.train_config,
-                                 params=shared.params, seed=fold_seed(shared.seed, fold.index),
-                                 device=shared.device, init=shared.init)
+    train_config = None
+    if shared.train_config is not None:
+        train_config = {**shared.train_config, **(train_options or {})}
+    classifier = make_classifier(shared.model, shared.classes, train_config=train_config,
+                                 params=params, seed=seed, device=shared.device,
+                                 init=shared.init)
     start = time.perf_counter()
-    classifier.fit(shared.inputs[fold.train], shared.labels[fold.train],
-                   groups=shared.subjects[fold.train])
-    fit_seconds = time.perf_counter() - start
-    if shared.models_dir:
-        classifier.save(Path(shared.models_dir) / f"fold{fold.index:03d}.pt")
+    classifier.fit(shared.inputs[train], shared.labels[train], groups=shared.subjects[train],
+                   channels=shared.channels)
+    info: dict = {"fit_seconds": round(time.perf_counter() - start, 3)}
+    if save_as is not None:
+        classifier.save(save_as)
     history = getattr(classifier, "history", None)
-    info: dict = {"fit_seconds": round(fit_seconds, 3)}
-    info |= {} if history is None else {
-        "epochs_run": len(history.train_loss), "best_epoch": history.best_epoch,
-        "final_train_loss": history.train_loss[-1]}
+    if history is not None and history.train_loss:
+        info |= {"epochs_run": len(history.train_loss), "best_epoch": history.best_epoch,
+                 "final_train_loss": history.train_loss[-1]}
     if getattr(classifier, "transfer", None) is not None:
         info["transferred_tensors"] = len(classifier.transfer.loaded)
-    return classifier.predict_proba(shared.inputs[fold.test]), info
+    return classifier.predict_proba(shared.inputs[test]), info
+
+
+def _run_fold(shared: _Shared, fold: Fold) -> tuple[np.ndarray, dict]:
+    """One outer fold: (tuning on its training subjects,) then `ensemble` models trained on
+    all its training clips, their probabilities on the held-out clips averaged."""
+    params, train_options, info = dict(shared.params), {}, {}
+    if shared.grid:
+        from microexpr.evaluation.tuning import nested_selection
+
+        def fit_predict(tasks):
+            return [_fit_predict(shared, t.train, t.test, fold_seed(shared.seed, fold.index),
+                                 {**params, **t.point.params}, t.point.train)[0]
+                    for t in tasks]
+
+        selection = nested_selection([fold], shared.subjects, shared.labels, shared.classes,
+                                     list(shared.grid), fit_predict, n_groups=shared.inner_folds,
+                                     seed=shared.seed, metric=shared.metric)[fold.index]
+        params |= selection.point.params
+        train_options = dict(selection.point.train)
+        info["tuning"] = selection.to_dict()
+    probabilities = []
+    for member in range(shared.ensemble):
+        save_as = None
+        if shared.models_dir:
+            suffix = f"_m{member}" if shared.ensemble > 1 else ""
+            save_as = Path(shared.models_dir) / f"fold{fold.index:03d}{suffix}.pt"
+        proba, member_info = _fit_predict(shared, fold.train, fold.test,
+                                          member_seed(shared.seed, fold.index, member),
+                                          params, train_options, save_as)
+        probabilities.append(proba)
+        if member == 0:
+            info |= member_info
+        else:
+            info["fit_seconds"] = round(info["fit_seconds"] + member_info["fit_seconds"], 3)
+    return np.mean(probabilities, axis=0, dtype=np.float64), info
 
 
 def _default_out(name: str, model: str, protocol: str) -> Path:
@@ -89,17 +181,36 @@ def _default_out(name: str, model: str, protocol: str) -> Path:
     return Path("microexpr-results") / f"{name}_{model}_{protocol}_{stamp}"
 
 
-def _clips_of(data: Dataset | Manifest | pd.DataFrame | str | Path, labels: str | None
-              ) -> tuple[pd.DataFrame, tuple[str, ...], dict, np.ndarray | None, Any]:
-    """(clips with labels, classes, description, precomputed inputs or None, problems)."""
+@dataclass
+class _Inputs:
+    clips: pd.DataFrame
+    classes: tuple[str, ...]
+    info: dict
+    inputs: np.ndarray | None
+    problems: pd.DataFrame | None
+    channels: tuple[str, ...] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def _clips_of(data: Dataset | Manifest | pd.DataFrame | str | Path, labels: str | None,
+              channels: str | tuple[str, ...] | None) -> _Inputs:
+    """The clips with labels, classes, a description, precomputed inputs (or None)."""
     if isinstance(data, str | Path):
         if not str(data).lower().endswith(".csv"):
             raise ConfigError(f"{data}: pass a Dataset (microexpr.load_dataset) or a manifest "
                               f".csv path")
-        data = read_manifest(data)
+        data = read_manifest(data, channels=channels, labels=labels)
+    elif isinstance(data, Manifest) and (channels is not None or labels is not None):
+        data = read_manifest(data.path, channels=channels, labels=labels)
     if isinstance(data, Manifest):
-        info = {"kind": "manifest", "name": data.name, "path": str(data.path)}
-        return data.clips, data.classes, info, data.inputs, None
+        info = {"kind": "manifest", "name": data.name, "path": str(data.path),
+                "channels": list(data.channels) if data.channels else None,
+                "labels": data.scheme or None}
+        return _Inputs(data.clips, data.classes, info, data.inputs, None, data.channels,
+                       list(data.warnings))
+    if channels is not None:
+        raise ConfigError("channels= (--channels) names the channels of a manifest's files; "
+                          "a representation names its own channels")
     if isinstance(data, Dataset):
         if labels is not None or "label" not in data.clips.columns:
             if labels is None:
@@ -109,14 +220,40 @@ def _clips_of(data: Dataset | Manifest | pd.DataFrame | str | Path, labels: str 
         info = {"kind": "dataset", "name": data.name, "root": data.root,
                 "annotation_file": data.annotation_file, "labels": data.scheme,
                 "class_counts": data.class_counts().to_dict()}
-        return data.clips, data.classes, info, None, data.problems
+        return _Inputs(data.clips, data.classes, info, None, data.problems)
     if isinstance(data, pd.DataFrame):
         if "label" not in data.columns:
             raise ConfigError("the clips table has no 'label' column: label it with a scheme")
         classes = tuple(sorted(data["label"].astype(str).unique()))
-        return data, classes, {"kind": "clips", "name": "clips"}, None, None
+        return _Inputs(data, classes, {"kind": "clips", "name": "clips"}, None, None)
     raise ConfigError(f"cannot evaluate a {type(data).__name__}: pass a Dataset, a Manifest, a "
                       f"clips DataFrame or a manifest path")
+
+
+def resolve_jobs(jobs: int | None, n_folds: int, n_clips: int, device: str | None) -> int:
+    """Worker processes for `jobs` (None: automatic; 0: every core).
+
+    Automatic: one process per core (each with one torch thread, which trains small networks
+    faster than threads do), at most one per fold; in this process on a GPU or for small runs.
+    """
+    if jobs is not None:
+        if jobs < 0:
+            raise ConfigError(f"jobs (--jobs) must be >= 0 (0 = all cores), got {jobs}")
+        return jobs or (os.cpu_count() or 1)
+    if (device or "auto").startswith("cuda") or n_clips < PARALLEL_MIN_CLIPS:
+        return 1
+    if device in (None, "auto"):
+        from microexpr.training.device import resolve_device
+
+        if resolve_device("auto").type != "cpu":
+            return 1
+    return max(1, min(os.cpu_count() or 1, n_folds))
+
+
+def _check_int(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
 
 
 def evaluate(
@@ -128,104 +265,240 @@ def evaluate(
     epochs: int | None = None,
     seed: int = 0,
     out: str | Path | None = None,
-    jobs: int = 1,
+    jobs: int | None = None,
     cache_dir: str | Path | None | bool = True,
     representation: dict | None = None,
     input_representation: str | None = None,
+    channels: str | tuple[str, ...] | None = None,
+    input_size: int | None = None,
+    recipe: str | None = None,
     train: dict | None = None,
     params: dict | None = None,
+    ensemble: int = 1,
+    tune: str | Path | dict | None = None,
     device: str | None = None,
     init: str | Path | dict | None = None,
     save_models: bool = False,
+    overwrite: bool = False,
+    resume: bool = False,
     progress: bool = True,
     write: bool = True,
 ) -> EvaluationResult:
     """Evaluate `model` on `data` under `protocol`; write and return the results.
 
-    Every training-time choice is fixed before a fold starts: `epochs` (or the model's
-    default) epochs, or early stopping (`train={"early_stopping": True}`) on a validation split
-    drawn from the training subjects. The test subject is only ever predicted. `init` loads
-    pretrained weights (a file from `microexpr.training.transfer.pretrain`, or
-    {"path": ..., "freeze": [...]}) into each fold's network before it is fine-tuned.
+    Every option is checked before any work. Every training-time choice is fixed before a
+    fold starts: the recipe's (`recipe="paper"`: the authors' settings) or `epochs` epochs,
+    or early stopping (`train={"early_stopping": True}`) on a validation split drawn from the
+    training subjects, or, with `tune` (a grid YAML), the grid point chosen by inner
+    leave-subjects-out on the training subjects. The test subject is only ever predicted.
+    `ensemble` trains that many seeds per fold and averages their probabilities.
+
+    `channels` names a manifest's channels in file order ("u,v,strain"); the model takes
+    the ones it consumes. `input_size` resizes the inputs to that many pixels a side.
+    `init` loads pretrained weights into each fold's network before it is fine-tuned.
     `representation` holds options of the model's representation; `input_representation`
-    feeds the model another representation instead (e.g. "apex_flow" to micro_attention),
-    as long as its arrays suit the model.
+    feeds the model another representation instead (e.g. "apex_flow" to micro_attention).
+
+    Results go to `out`: checked first (a non-empty folder needs `overwrite`), written into
+    `<out>.partial/` as folds finish, moved to `out` at the end; `resume` continues an
+    interrupted run with the same configuration.
     """
     from microexpr import __version__
     from microexpr.models.classifier import make_train_config
     from microexpr.models.registry import get_model_spec
 
+    # -- everything is validated before any work -----------------------------------------
     spec = get_model_spec(model)
+    ensemble = _check_int(ensemble, "ensemble (--ensemble)", 1)
+    if input_size is not None:
+        input_size = _check_int(input_size, "input_size (--input-size)", 1)
+    recipe_train, recipe_params = spec.recipe(recipe or "default")
+    params = {**recipe_params, **(params or {})}
+    checked_params = spec.check_params(params)
+    if spec.kind == "torch":
+        train_config = make_train_config(spec, {**recipe_train, **(train or {})}, epochs=epochs)
+    else:
+        train_config = None
+        if train or epochs or recipe_train:
+            raise ConfigError(f"{model} is a scikit-learn model: it takes no epochs or training "
+                              f"options (use params=... / --param)")
     if init is not None:
         from microexpr.training.transfer import check_init
 
         if spec.kind != "torch":
             raise ConfigError(f"{model} is a scikit-learn model: init needs a torch model")
         init = check_init(init, model).as_dict()
-    clips, classes, data_info, inputs, problems = _clips_of(data, labels)
-    train_config = make_train_config(spec, train, epochs=epochs) if spec.kind == "torch" else None
-    if train_config is None and (train or epochs):
-        raise ConfigError(f"{model} is a scikit-learn model: it takes no epochs or training "
-                          f"options (use params=...)")
-    rep_config = None
-    if inputs is None:
+    grid = None
+    if tune is not None:
+        grid = _load_grid(tune, spec, params, train_config)
+    make_folds(protocol, ["a", "b"], ["a", "b"])  # an unknown protocol fails here
+    rep_name = rep_config = None
+    if not isinstance(data, Manifest | str | Path):
         rep_name = input_representation or spec.representation
         defaults = spec.representation_config if rep_name == spec.representation else {}
         rep_config = make_config(rep_name, {**defaults, **(representation or {})})
+    elif representation or input_representation:
+        raise ConfigError("a manifest holds precomputed inputs: representation options "
+                          "(--option, --representation) do not apply to it")
+    out_dir = None
+    if write:
+        out_dir = Path(out).expanduser() if out is not None else _default_out(
+            _data_name(data), model, protocol)
+        check_out(out_dir, overwrite=overwrite, resume=resume)
+
+    # -- inputs ------------------------------------------------------------------------------
+    given = _clips_of(data, labels, channels)
+    clips, classes, inputs, problems = given.clips, given.classes, given.inputs, given.problems
+    names = given.channels
+    if inputs is None:
         report = prepare_representation(clips, rep_name, rep_config,
-                                        cache_dir=cache_dir, jobs=jobs, progress=progress)
+                                        cache_dir=cache_dir, jobs=1 if jobs is None else jobs,
+                                        progress=progress)
         inputs = report.stacked()
+        names = tuple(report.channels) or None
         if len(report.failures):  # e.g. no face found: the clip is excluded and reported
             clips = clips[report.ok].reset_index(drop=True)
             failed = [Problem(dataset=str(f.dataset), clip=str(f.clip), severity="error",
                               message=f"{rep_name} failed: {f.error}")
                       for f in report.failures.itertuples(index=False)]
             problems = pd.concat([problems, problems_frame(failed)], ignore_index=True)
+    inputs, names = spec.select_channels(inputs, names)
+    if input_size is not None and inputs.ndim >= 4:
+        inputs = resize_inputs(inputs, input_size)
     spec.check_input(inputs.shape)
+    if spec.kind == "torch" and checked_params != dict(spec.params):
+        spec.validate(params, input_shape=inputs.shape[1:], n_classes=len(classes))
+    _check_finite(inputs, clips)
     subjects = clips["subject"].astype(str).to_numpy()
     datasets = clips["dataset"].astype(str).to_numpy()
     folds = make_folds(protocol, subjects, datasets)
-    name = data_info["name"]
-    out_dir = Path(out) if out is not None else _default_out(name, model, protocol)
-    shared = _Shared(inputs=inputs, labels=clips["label"].astype(str).to_numpy(),
-                     subjects=subjects, classes=tuple(classes), model=model,
-                     train_config=asdict(train_config) if train_config else None,
-                     params=dict(params or {}), seed=seed,
-                     device=device, models_dir=str(out_dir / "models") if save_models else None,
-                     init=init)
-    probabilities: list[np.ndarray | None] = [None] * len(folds)
-    fold_info: list[dict] = [{}] * len(folds)
-    stream = make_executor(jobs).map(_run_fold, folds, shared=shared)
-    for index, (proba, info) in track(stream, len(folds), f"{protocol} folds", progress):
-        probabilities[index], fold_info[index] = proba, info
-    predictions = _predictions_table(clips, folds, probabilities, classes)
-    metrics = compute_metrics(predictions, classes)
+    n_jobs = resolve_jobs(jobs, len(folds), len(clips), device)
+
     config = {
         "microexpr_version": __version__,
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
         "python": platform.python_version(),
-        "data": data_info,
+        "data": given.info,
         "classes": list(classes),
         "n_clips": len(clips),
         "n_subjects": int(len(set(subjects))),
-        "model": {"name": model, "params": {**spec.params, **(params or {})},
+        "model": {"name": model, "params": checked_params, "recipe": recipe or "default",
                   "reference": spec.reference},
         "representation": None if rep_config is None else
         {"name": rep_name, **asdict(rep_config)},
+        "channels": list(names) if names else None,
+        "input_shape": list(inputs.shape[1:]),
+        "input_size": input_size,
         "train": asdict(train_config) if train_config else None,
         "protocol": protocol,
         "n_folds": len(folds),
         "seed": seed,
+        "ensemble": ensemble,
+        "tuning": None if grid is None else grid.to_dict(),
         "device": device or "auto",
         "init": init,
-        "jobs": jobs,
-        "folds": [{"index": f.index, "held_out": f.held_out, "n_train": len(f.train),
-                   "n_test": len(f.test), **fold_info[f.index]} for f in folds],
+        "jobs": n_jobs,
     }
+    run_dir: RunDir | None = None
     if write:
-        write_results(out_dir, config, predictions, metrics, problems)
+        decisive = {k: config[k] for k in ("data", "classes", "model", "representation",
+                                           "channels", "input_shape", "train", "protocol",
+                                           "seed", "ensemble", "tuning", "init")}
+        decisive["inputs"] = array_digest(inputs)
+        decisive["clips"] = fingerprint(clips[["dataset", "subject", "clip", "label"]]
+                                        .astype(str).values.tolist())
+        run_dir = open_run_dir(out_dir, {"fingerprint": fingerprint(decisive), **decisive},
+                               overwrite=overwrite, resume=resume)
+    shared = _Shared(inputs=inputs, labels=clips["label"].astype(str).to_numpy(),
+                     subjects=subjects, classes=tuple(classes), channels=names, model=model,
+                     train_config=asdict(train_config) if train_config else None,
+                     params=checked_params, seed=seed, device=device,
+                     models_dir=_models_dir(save_models, run_dir, out), init=init,
+                     ensemble=ensemble,
+                     grid=None if grid is None else tuple(grid.points),
+                     inner_folds=grid.inner_folds if grid else 4,
+                     metric=grid.metric if grid else "uf1")
+
+    # -- folds: each written as it finishes --------------------------------------------------
+    probabilities: list[np.ndarray | None] = [None] * len(folds)
+    fold_info: list[dict] = [{} for _ in folds]
+    if run_dir is not None:
+        for index, (proba, info) in run_dir.done.items():
+            if index < len(folds):
+                probabilities[index], fold_info[index] = proba, {**info, "resumed": True}
+    todo = [f for f in folds if probabilities[f.index] is None]
+    stream = make_executor(min(n_jobs, max(1, len(todo)))).map(_run_fold, todo, shared=shared)
+    try:
+        for position, (proba, info) in track(stream, len(todo), f"{protocol} folds", progress):
+            index = todo[position].index
+            probabilities[index], fold_info[index] = proba, info
+            if run_dir is not None:
+                run_dir.save_fold(index, proba, info)
+    except (KeyboardInterrupt, Interrupted) as interrupt:
+        if run_dir is not None:
+            done = sum(p is not None for p in probabilities)
+            interrupt.add_note(f"interrupted; {done} of {len(folds)} folds are saved in "
+                               f"{run_dir.partial}: the same command with --resume continues")
+        raise
+    predictions = _predictions_table(clips, folds, probabilities, classes)
+    metrics = compute_metrics(predictions, classes)
+    config["folds"] = [{"index": f.index, "held_out": f.held_out, "n_train": len(f.train),
+                        "n_test": len(f.test), **fold_info[f.index]} for f in folds]
+    if run_dir is not None:
+        write_results(run_dir.partial, config, predictions, metrics, problems)
+        out_dir = run_dir.finish()
     return EvaluationResult(predictions=predictions, metrics=metrics, config=config,
-                            out_dir=out_dir if write else None)
+                            out_dir=out_dir if write else None,
+                            problems=problems if problems is not None else problems_frame([]),
+                            warnings=given.warnings)
+
+
+def _models_dir(save_models: bool, run_dir: RunDir | None, out: str | Path | None
+                ) -> str | None:
+    """Where fold models go: the results folder's models/ (or out/models with write=False)."""
+    if not save_models:
+        return None
+    if run_dir is not None:
+        return str(run_dir.partial / "models")
+    if out is None:
+        raise ConfigError("save_models with write=False needs out= (the fold models are saved "
+                          "in out/models)")
+    return str(Path(out) / "models")
+
+
+def _data_name(data: Any) -> str:
+    if isinstance(data, str | Path):
+        return Path(data).stem
+    return str(getattr(data, "name", "clips"))
+
+
+def _load_grid(tune: str | Path | dict, spec: Any, params: dict, train_config: Any):
+    """The tuning grid, each point checked against the model before any work."""
+    from microexpr.evaluation.tuning import load_grid, validate_grid
+    from microexpr.models.classifier import make_train_config
+
+    grid = load_grid(tune)
+
+    def check(point_params: dict, point_train: dict) -> None:
+        spec.check_params({**params, **point_params})
+        if point_train:
+            if train_config is None:
+                raise ConfigError(f"{spec.name} is a scikit-learn model: a grid point cannot set "
+                                  f"training options ({sorted(point_train)})")
+            make_train_config(spec, {**asdict(train_config), **point_train})
+
+    validate_grid(grid.points, check, source=grid.source)
+    return grid
+
+
+def _check_finite(inputs: np.ndarray, clips: pd.DataFrame) -> None:
+    bad = ~np.isfinite(inputs.reshape(len(inputs), -1)).all(axis=1)
+    if bad.any():
+        rows = clips[bad]
+        first = rows.iloc[0]
+        where = f", file {first['path']}" if "path" in rows.columns else ""
+        raise ConfigError(f"{int(bad.sum())} input(s) contain NaN or infinite values; first: "
+                          f"{first['dataset']} / {first['subject']} / {first['clip']}{where}")
 
 
 def _predictions_table(clips: pd.DataFrame, folds: list[Fold], probabilities: list,
@@ -245,3 +518,7 @@ def _predictions_table(clips: pd.DataFrame, folds: list[Fold], probabilities: li
             table[f"{PROBABILITY_PREFIX}{cls}"] = proba[:, k]
         frames.append(table)
     return pd.concat(frames, ignore_index=True)
+
+
+__all__ = ["EvaluationResult", "MicroexprError", "evaluate", "fold_seed", "member_seed",
+           "resolve_jobs", "summarize_problems"]

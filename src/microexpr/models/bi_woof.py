@@ -64,7 +64,7 @@ SPEC = register_model(ModelSpec(
             "calibration_folds": 5},
     default_input=(64, 64, 3),
     min_size=8,
-    channels=3,
+    input_channels=("u", "v", "strain"),  # BiWOOFFeatures reads them in this order
     reference=REFERENCE,
     description="Bi-WOOF (5x5 blocks, 8 orientation bins, magnitude- and strain-weighted) "
                 "of onset-apex flow, linear SVM",

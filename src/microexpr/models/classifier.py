@@ -13,10 +13,12 @@ import torch
 from microexpr.errors import ConfigError, InputShapeError
 from microexpr.models.registry import (
     ModelSpec,
+    channel_names,
     count_parameters,
     encode_labels,
     get_model_spec,
 )
+from microexpr.training.augment import resolve_flip_indices
 from microexpr.training.device import resolve_device, seed_everything
 from microexpr.training.loop import History, TrainConfig, predict_logits, train
 
@@ -55,8 +57,9 @@ class TorchClassifier:
 
     Inputs are channels-last float arrays (N x H x W x C, N x T x H x W x C, ... as
     representations produce them). Each channel is standardised with the mean and spread of
-    the training inputs only. `classes` fixes the
-    class order of `predict_proba`'s columns.
+    the training inputs only. `classes` fixes the class order of `predict_proba`'s columns.
+    `channels` (set by `fit`) names the input's channels, None when unknown; it decides which
+    channels a flip negates (TrainConfig.flip_negate) and is saved with the model.
     """
 
     def __init__(self, model: str | ModelSpec, classes: tuple[str, ...] | list[str], *,
@@ -68,7 +71,10 @@ class TorchClassifier:
         if len(self.classes) < 2:
             raise ConfigError(f"need at least 2 classes, got {self.classes}")
         self.train_config = make_train_config(self.spec, train_config)
-        self.params = dict(params or {})
+        params = dict(params or {})
+        checked = self.spec.check_params(params)  # types and ranges, before any work
+        self.params = {key: checked[key] for key in params}
+        self.channels: tuple[str, ...] | None = None
         self.seed = seed
         self.device = resolve_device(device)
         self.module: torch.nn.Module | None = None
@@ -95,11 +101,19 @@ class TorchClassifier:
         return np.ascontiguousarray(np.moveaxis(x, -1, 1))  # channels first
 
     # -- estimator API ----------------------------------------------------------------------
-    def fit(self, x: np.ndarray, y: np.ndarray | list, groups: np.ndarray | None = None
-            ) -> TorchClassifier:
-        """Train on x (N x H x W x C) and labels y; groups (subjects) feed early stopping."""
+    def fit(self, x: np.ndarray, y: np.ndarray | list, groups: np.ndarray | None = None,
+            channels: tuple[str, ...] | None = None) -> TorchClassifier:
+        """Train on x (N x H x W x C) and labels y; groups (subjects) feed early stopping.
+
+        `channels` names x's channels (last axis), e.g. ("u", "v", "strain"); without it the
+        model's `input_channels` are assumed when their number matches. A flip augmentation
+        negates the channels named in `flip_negate` that x has (`resolve_flip_indices`).
+        x is used in its own channel order: `spec.select_channels` picks the model's."""
         x = np.asarray(x, dtype=np.float32)
         self.spec.check_input(x.shape)
+        self.channels = channel_names(self.spec, x.shape[-1], channels)
+        config = replace(self.train_config, flip_negate=resolve_flip_indices(
+            self.train_config.flip_negate, self.channels))
         if len(x) != len(y):
             raise InputShapeError(f"{len(x)} inputs but {len(y)} labels")
         if not np.isfinite(x).all():
@@ -117,15 +131,14 @@ class TorchClassifier:
             self.transfer = init_from(self, self.init)
         validation = None
         train_mask = np.ones(len(x), dtype=bool)
-        if self.train_config.early_stopping:
+        if config.early_stopping:
             if groups is None:
                 raise ConfigError("early stopping needs groups (the subject of each sample)")
-            val_mask = split_subjects(np.asarray(groups), self.train_config.val_fraction,
-                                      self.seed)
+            val_mask = split_subjects(np.asarray(groups), config.val_fraction, self.seed)
             train_mask = ~val_mask
             validation = (self._prepare(x[val_mask]), y_idx[val_mask])
         self.history = train(self.module, self._prepare(x[train_mask]), y_idx[train_mask],
-                             self.train_config, n_classes=len(self.classes), device=self.device,
+                             config, n_classes=len(self.classes), device=self.device,
                              generator=generator, validation=validation,
                              flip_center=-self.mean / self.std)  # raw 0 after standardising
         return self
@@ -154,7 +167,7 @@ class TorchClassifier:
         meta = {
             "format_version": FORMAT_VERSION, "model": self.spec.name, "classes": self.classes,
             "params": self.params, "train_config": asdict(self.train_config),
-            "seed": self.seed, "input_shape": self.input_shape,
+            "seed": self.seed, "input_shape": self.input_shape, "channels": self.channels,
         }
         torch.save({"meta": json.dumps(meta, default=list), "state_dict": self.module.state_dict(),
                     "mean": self.mean, "std": self.std}, path)
@@ -172,6 +185,8 @@ class TorchClassifier:
         model = cls(meta["model"], meta["classes"], train_config=meta["train_config"],
                     params=params, seed=meta["seed"], device=device)
         model.input_shape = tuple(meta["input_shape"])
+        channels = meta.get("channels")  # absent from models saved before channel names
+        model.channels = tuple(channels) if channels is not None else None
         model.module = model.spec.build_module(model.input_shape, len(model.classes), **params)
         model.module.load_state_dict(blob["state_dict"])
         model.mean, model.std = blob["mean"], blob["std"]

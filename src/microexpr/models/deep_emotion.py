@@ -119,6 +119,14 @@ SPEC = register_model(ModelSpec(
     params={"dropout": 0.5, "width": 10, "stn": True},
     default_input=(48, 48, 1),
     min_size=18,
+    recipes={"public_code": {
+        "train": {"epochs": 100, "lr": 5e-3, "batch_size": 128, "optimizer": "adam",
+                  "weight_decay": 0.0},
+        "params": {},
+        "note": "the defaults of the public re-implementation (omarsayed7/Deep-Emotion, "
+                "main.py: Adam at lr 0.005, batch 128, 100 epochs) for FER-2013; the paper "
+                "gives no micro-expression recipe",
+    }},
     reference="Minaee, Minaei, Abdolrashidi, Deep-Emotion: Facial Expression Recognition "
               "Using Attentional Convolutional Network, Sensors 2021 (arXiv 1902.01019)",
     description="4-layer CNN behind a spatial transformer (identity at start), 48x48 gray",

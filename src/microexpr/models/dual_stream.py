@@ -130,14 +130,15 @@ SPEC = register_model(ModelSpec(
     representation="apex_flow",
     representation_config={"method": "tvl1", "compute_size": 128, "size": 48,
                            "channels": ("u", "v", "strain")},
-    # Channel 0 is the apex image: flips negate the horizontal flow u, channel 1.
+    # Channel 0 is the apex image: flips negate the horizontal flow u (channel 1).
     train=TrainConfig(epochs=40, batch_size=32, lr=1e-3, weight_decay=1e-4, augment_shift=2,
-                      augment_flip=True, flip_negate=(1,)),
+                      augment_flip=True, flip_negate=("u",)),
     params={"widths": (16, 32, 64), "interaction": True, "pool": 3, "hidden": 128,
             "dropout": 0.5},
     default_input=(48, 48, 4),
     min_size=8,
-    channels=4,
+    # the apex_flow representation: the grey apex frame, then its flow channels
+    input_channels=("gray", "u", "v", "strain"),
     reference=REFERENCE,
     description="apex-image and flow conv streams with gated exchanges after each stage",
 ))

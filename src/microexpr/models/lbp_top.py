@@ -14,6 +14,7 @@ from sklearn.pipeline import Pipeline
 from microexpr.errors import InputShapeError
 from microexpr.features.lbp_top import check_params, lbp_top_features
 from microexpr.models.linear_svm import PlattLinearSVC
+from microexpr.models.params import integer, number, one_of, sequence
 from microexpr.models.registry import ModelSpec, register_model
 
 REFERENCE = ("Zhao & Pietikainen, Dynamic texture recognition using local binary patterns "
@@ -84,6 +85,19 @@ SPEC = register_model(ModelSpec(
     representation_config={"length": 10, "sampling": "tim", "size": 128},
     params={"C": 1.0, "radii": (1, 1, 4), "neighbours": 4, "blocks": (5, 5),
             "mapping": "uniform", "class_weight": "balanced", "calibration_folds": 5},
+    param_rules={
+        "radii": sequence(number(0.0, low_open=True), 3, scalar=True,
+                          what="a number > 0 or an [R_X, R_Y, R_T] triple of them"),
+        "neighbours": sequence(integer(2, 16), 3, scalar=True,
+                               what="an integer in 2..16 or a [P_XY, P_XT, P_YT] triple"),
+        "mapping": one_of("uniform", "basic"),
+    },
+    recipes={"paper": {
+        "params": {"radii": (1, 1, 4), "neighbours": 4, "blocks": (5, 5), "mapping": "uniform"},
+        "note": "the MEGC 2019 baseline (See et al., FG 2019): radii 1, 1, 4; 4 neighbours per "
+                "plane; 5 x 5 blocks; u2 histograms; TIM to 10 frames (the representation's "
+                "default); the same as the defaults",
+    }},
     default_input=(10, 128, 128, 1),
     min_size=16,
     reference=REFERENCE,

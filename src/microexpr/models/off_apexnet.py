@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from microexpr.models.layers import Dropout
+from microexpr.models.params import integer, sequence
 from microexpr.models.registry import ModelSpec, register_model
 from microexpr.training.loop import TrainConfig
 
@@ -67,7 +69,7 @@ class OFFApexNet(nn.Module):
             n_features = 2 * self.horizontal(torch.zeros(1, 1, *input_size)).numel()
         layers: list[nn.Module] = []
         for width in hidden:
-            layers += [nn.Linear(n_features, width), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+            layers += [nn.Linear(n_features, width), nn.ReLU(inplace=True), Dropout(dropout)]
             n_features = width
         layers.append(nn.Linear(n_features, n_classes))
         self.classifier = nn.Sequential(*layers)
@@ -92,13 +94,25 @@ SPEC = register_model(ModelSpec(
     representation="onset_apex_flow",
     representation_config={"method": "tvl1", "size": 28, "channels": ("u", "v")},
     # Our choices: Adam at 2e-4, batch 64, 40 epochs learns the synthetic data and keeps LOSO within
-    # minutes on a CPU; shifts of 1 px and flips (negating u, channel 0) as augmentation.
+    # minutes on a CPU; shifts of 1 px and flips (negating u) as augmentation.
     train=TrainConfig(epochs=40, batch_size=64, lr=2e-4, weight_decay=1e-4, augment_shift=1,
-                      augment_flip=True, flip_negate=(0,)),
+                      augment_flip=True, flip_negate=("u",)),
     params={"widths": (6, 16), "kernel": 5, "hidden": (1024, 1024), "dropout": 0.5},
+    param_rules={"widths": sequence(integer(1), 2)},
     default_input=(28, 28, 2),
     min_size=8,
-    channels=2,
+    input_channels=("u", "v"),
+    recipes={"paper": {
+        "train": {"epochs": 3000, "lr": 1e-4, "batch_size": 64, "optimizer": "adam",
+                  "weight_decay": 0.0, "schedule": "constant", "early_stopping": False,
+                  "augment_shift": 0, "augment_flip": False},
+        "params": {},
+        "note": "Adam at lr 1e-4, batch 64, a fixed 3000 epochs, no augmentation or schedule: "
+                "the OFF-ApexNet settings of the public re-implementation by the Off-TANet "
+                "authors (ECNU-Cross-Innovation-Lab/PRICAI2021-Off-TANet, train_arg.py), "
+                "whose layer sizes this model follows; lr 1e-4 and 3000 epochs are what "
+                "Gan et al. (arXiv 1805.08699) report, as far as we know",
+    }},
     reference=REFERENCE,
     description="two shallow conv streams over onset-apex flow u and v, FC 1024-1024",
 ))

@@ -21,6 +21,7 @@ from sklearn.preprocessing import StandardScaler
 
 from microexpr.errors import ConfigError
 from microexpr.models.linear_svm import PlattLinearSVC
+from microexpr.models.params import either, integer, number, optional
 from microexpr.models.registry import ModelSpec, register_model
 
 REFERENCE = ("Li, Yu, Kurihara, Zhang, Zhan, Micro-expression recognition based on facial "
@@ -59,6 +60,9 @@ SPEC = register_model(ModelSpec(
                            "backend": "mediapipe"},
     params={"C": 1.0, "pca_components": 0.95, "class_weight": "balanced",
             "calibration_folds": 5},
+    param_rules={"pca_components": optional(
+        either(number(0.0, 1.0, low_open=True, high_open=True), integer(1),
+               what="a fraction in (0, 1) or an integer >= 1"))},
     default_input=(99,),
     reference=REFERENCE,
     description="HOOF + magnitude statistics of onset-apex flow in 9 landmark regions, PCA, "

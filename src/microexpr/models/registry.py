@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from torch import nn
 
 from microexpr.errors import ConfigError, InputShapeError
+from microexpr.models.params import check_value
 from microexpr.training.loop import TrainConfig
 
 MODEL_KINDS = ("torch", "sklearn")
+DEFAULT_RECIPE = "default"
 
 
 @dataclass(frozen=True)
@@ -26,8 +30,14 @@ class ModelSpec:
     (N x C x H x W, N x C x T x H x W, N x D) and is trained by the one training loop; an
     "sklearn" model is an estimator with fit / predict_proba on N x ... arrays (its build also
     receives `seed`). `default_input` is the per-sample shape the model is documented with;
-    `min_size` the smallest spatial side it supports and `channels` the number of input
-    channels it requires (None: any).
+    `min_size` the smallest spatial side it supports.
+
+    `input_channels` names the channels the model consumes, in the order it wants them
+    (("u", "v", "strain") for STSTNet; None: any channels, any number); `channels` is their
+    number (derived from `input_channels`; None: any). `param_rules` validate parameters
+    that the generic rules of `microexpr.models.params` do not cover. `recipes` are named
+    settings: {"train": TrainConfig overrides, "params": model params, "note": their source};
+    "default" (the spec's own `train` and `params`) is implicit.
     """
 
     name: str
@@ -42,10 +52,51 @@ class ModelSpec:
     default_input: tuple[int, ...] = (28, 28, 3)
     min_size: int = 8
     channels: int | None = None
+    input_channels: tuple[str, ...] | None = None
+    param_rules: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
+    recipes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
             raise ValueError(f"model kind must be one of {MODEL_KINDS}, got {self.kind!r}")
+        if self.input_channels is not None:
+            names = tuple(self.input_channels)
+            if not names or len(set(names)) != len(names):
+                raise ValueError(f"{self.name}: input_channels must be distinct names, got "
+                                 f"{names}")
+            if self.channels is not None and self.channels != len(names):
+                raise ValueError(f"{self.name}: channels={self.channels} but input_channels "
+                                 f"has {len(names)} names")
+            object.__setattr__(self, "input_channels", names)
+            object.__setattr__(self, "channels", len(names))
+        unknown = sorted(set(self.param_rules) - set(self.params))
+        if unknown:
+            raise ValueError(f"{self.name}: param_rules for unknown params {unknown}")
+        self.check_params(self.params)  # the defaults obey their own rules
+        for name, recipe in self.recipes.items():
+            self._check_recipe(name, recipe)
+
+    def _check_recipe(self, name: str, recipe: Mapping[str, Any]) -> None:
+        """ValueError unless `recipe` is {"train": {...}, "params": {...}, "note": "..."}
+        with valid training options and params (a registry bug, not a user error)."""
+        where = f"model {self.name}, recipe {name!r}"
+        if name == DEFAULT_RECIPE:
+            raise ValueError(f"{where}: the default recipe is the spec's own train / params")
+        extra = sorted(set(recipe) - {"train", "params", "note"})
+        if extra or not isinstance(recipe.get("note"), str) or not recipe["note"].strip():
+            raise ValueError(f"{where}: needs keys train / params / note (a non-empty source "
+                             f"note), got {sorted(recipe)}")
+        train = dict(recipe.get("train") or {})
+        if train and self.kind != "torch":
+            raise ValueError(f"{where}: a {self.kind} model takes no training options")
+        valid = {f.name for f in fields(TrainConfig)}
+        if set(train) - valid:
+            raise ValueError(f"{where}: unknown training options {sorted(set(train) - valid)}")
+        try:
+            replace(self.train, **train)
+            self.check_params(recipe.get("params") or {})
+        except ConfigError as error:
+            raise ValueError(f"{where}: {error}") from None
 
     @property
     def layout(self) -> str:
@@ -53,6 +104,7 @@ class ModelSpec:
         return {1: "D", 3: "H x W x C", 4: "T x H x W x C"}.get(
             len(self.default_input), f"{len(self.default_input)}-d")
 
+    # -- inputs ---------------------------------------------------------------------------
     def check_input(self, shape: tuple[int, ...]) -> None:
         """Raise InputShapeError unless a batch of `shape` (N x per-sample shape) suits it."""
         if len(shape) != len(self.default_input) + 1:
@@ -62,26 +114,129 @@ class ModelSpec:
         if len(self.default_input) >= 3:
             height, width, chans = shape[-3], shape[-2], shape[-1]
             if min(height, width) < self.min_size:
+                size = max(self.min_size, self.default_input[-2])
                 raise InputShapeError(
                     f"{self.name} needs inputs of at least {self.min_size}x{self.min_size}, "
-                    f"got {height}x{width}; compute the representation at a larger size")
+                    f"got {height}x{width}; resize the inputs for the model with "
+                    f"--input-size {size} or compute the representation at a larger size")
             if self.channels is not None and chans != self.channels:
+                named = f" ({', '.join(self.input_channels)})" if self.input_channels else ""
                 raise InputShapeError(
-                    f"{self.name} needs {self.channels} input channel(s), got {chans}; "
-                    f"{self.representation} with the model's default config gives the right "
-                    f"channels")
+                    f"{self.name} needs {self.channels} input channel(s){named}, got {chans}; "
+                    f"name the inputs' channels with --channels so that the model can pick "
+                    f"its own, or compute {self.representation} with the model's default "
+                    f"config")
 
+    def select_channels(self, x: np.ndarray, names: tuple[str, ...] | None
+                        ) -> tuple[np.ndarray, tuple[str, ...] | None]:
+        """x (channels last) reduced to the model's `input_channels`, in the model's order,
+        and the names of the channels returned.
+
+        `names` are the names of x's channels (last axis), e.g. from `--channels u,v,strain`.
+        A model that takes any channels gets x and `names` unchanged. Without names, x must
+        have exactly the model's number of channels, assumed in the model's order.
+        """
+        x = np.asarray(x)
+        wanted = self.input_channels
+        if names is not None:
+            names = tuple(str(n) for n in names)
+            if len(set(names)) != len(names):
+                raise InputShapeError(f"channel names {names} repeat a name; give each "
+                                      f"channel of the inputs its own name with --channels")
+            if x.ndim and len(names) != x.shape[-1]:
+                raise InputShapeError(
+                    f"{len(names)} channel name(s) {names} for inputs with {x.shape[-1]} "
+                    f"channel(s) (shape {x.shape}); --channels must name every channel of "
+                    f"the inputs, in their order")
+        if wanted is None:
+            return x, names
+        example = ",".join(wanted)
+        if names is None:
+            if x.ndim and x.shape[-1] == len(wanted):
+                return x, wanted
+            raise InputShapeError(
+                f"{self.name} takes the {len(wanted)} channels {wanted} but the inputs have "
+                f"{x.shape[-1] if x.ndim else 0} unnamed channel(s); declare the manifest's "
+                f"channels in their order with --channels (e.g. --channels {example},"
+                f"magnitude) so that the model can pick its own")
+        missing = [c for c in wanted if c not in names]
+        if missing:
+            raise InputShapeError(
+                f"{self.name} needs channel(s) {missing} (it takes {wanted}), but the inputs "
+                f"have {names}; declare the manifest's channels with --channels "
+                f"{example} if that is what the files hold, or compute a representation "
+                f"that has them ({self.representation} with channels {list(wanted)})")
+        index = [names.index(c) for c in wanted]
+        if index == list(range(x.shape[-1])):
+            return x, wanted
+        return np.ascontiguousarray(x[..., index]), wanted
+
+    # -- params ---------------------------------------------------------------------------
     def check_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """The default params updated by `params`; ConfigError naming unknown ones."""
+        """The default params updated by `params`, each value checked against its default's
+        type and known ranges (and normalised); ConfigError naming an unknown or bad one."""
         unknown = sorted(set(params) - set(self.params))
         if unknown:
             raise ConfigError(f"unknown parameter(s) {unknown} for model {self.name}; valid: "
                               f"{sorted(self.params)}")
-        return {**self.params, **params}
+        checked = dict(self.params)
+        for key, value in params.items():
+            try:
+                checked[key] = check_value(self.name, key, value, self.params[key],
+                                           self.param_rules.get(key))
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
+        return checked
+
+    def validate(self, params: Mapping[str, Any] | None = None,
+                 input_shape: tuple[int, ...] | None = None, n_classes: int = 3
+                 ) -> dict[str, Any]:
+        """`check_params`, then build the model once for per-sample `input_shape` (default:
+        `default_input`) and, for torch models, run a batch of zeros through it: any error of
+        the builder becomes a ConfigError naming the params. Returns the checked params."""
+        params = dict(params or {})
+        checked = self.check_params(params)
+        shape = tuple(input_shape or self.default_input)
+        try:
+            with warnings.catch_warnings():  # e.g. torch on zero-size layers: the error says it
+                warnings.simplefilter("ignore")
+                if self.kind == "torch":
+                    module = self.build(shape, n_classes, **checked)
+                    module.eval()
+                    with torch.no_grad():
+                        module(torch.zeros((2, shape[-1], *shape[:-1])))
+                else:
+                    self.build(shape, n_classes, seed=0, **checked)
+        except (ConfigError, InputShapeError) as error:
+            raise type(error)(f"model {self.name} with params {params}: {error}") from None
+        except Exception as error:  # noqa: BLE001 - any builder failure is a bad config
+            raise ConfigError(
+                f"model {self.name} cannot be built with params {params} for inputs "
+                f"{'x'.join(map(str, shape))}: {type(error).__name__}: {error}; check those "
+                f"values (defaults: {dict(self.params)})") from None
+        return checked
 
     def build_module(self, input_shape: tuple[int, ...], n_classes: int, **params: Any) -> Any:
         """Build the model (nn.Module or estimator) for per-sample `input_shape`."""
         return self.build(tuple(input_shape), n_classes, **self.check_params(params))
+
+    # -- recipes --------------------------------------------------------------------------
+    @property
+    def recipe_names(self) -> tuple[str, ...]:
+        """"default" and the named recipes of the model."""
+        return (DEFAULT_RECIPE, *self.recipes)
+
+    def recipe(self, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(training option overrides, params) of recipe `name`; "default" is ({}, {}).
+
+        Apply them first, then the user's own options on top."""
+        if name == DEFAULT_RECIPE:
+            return {}, {}
+        if name not in self.recipes:
+            raise ConfigError(f"model {self.name} has no recipe {name!r}; its recipes: "
+                              f"{list(self.recipe_names)}")
+        recipe = self.recipes[name]
+        return dict(recipe.get("train") or {}), dict(recipe.get("params") or {})
 
 
 MODELS: dict[str, ModelSpec] = {}
@@ -113,12 +268,28 @@ def encode_labels(y, classes: tuple[str, ...]):
     return np.array([lookup[v] for v in labels], dtype=np.int64)
 
 
+def channel_names(spec: ModelSpec, n_channels: int,
+                  channels: tuple[str, ...] | list[str] | None) -> tuple[str, ...] | None:
+    """The names of an input's `n_channels` channels: `channels` when given (checked against
+    the count), else the model's `input_channels` when their number matches, else None."""
+    if channels is not None:
+        names = tuple(str(c) for c in channels)
+        if len(names) != n_channels or len(set(names)) != len(names):
+            raise InputShapeError(f"channels {names} must name each of the inputs' "
+                                  f"{n_channels} channel(s) once, in order")
+        return names
+    if spec.input_channels is not None and len(spec.input_channels) == n_channels:
+        return spec.input_channels
+    return None
+
+
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
 def list_models() -> pd.DataFrame:
-    """The registered models: name, kind, representation, input, parameters, reference."""
+    """The registered models: name, kind, representation, input, channels, parameters,
+    epochs, recipes, reference, description."""
     _load_builtin_models()
     rows = []
     for spec in MODELS.values():
@@ -130,8 +301,11 @@ def list_models() -> pd.DataFrame:
             "kind": spec.kind,
             "representation": spec.representation,
             "input": "x".join(str(d) for d in spec.default_input),
+            "channels": (",".join(spec.input_channels) if spec.input_channels else
+                         "any" if len(spec.default_input) >= 3 else "-"),
             "parameters": parameters,
             "epochs": spec.train.epochs if spec.kind == "torch" else None,
+            "recipes": ", ".join(spec.recipe_names),
             "reference": spec.reference,
             "description": spec.description,
         })

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from microexpr.errors import ConfigError, InputShapeError
-from microexpr.models.registry import ModelSpec, encode_labels, get_model_spec
+from microexpr.models.registry import ModelSpec, channel_names, encode_labels, get_model_spec
 
 FORMAT = "microexpr-sklearn-1"
 
@@ -17,8 +17,9 @@ FORMAT = "microexpr-sklearn-1"
 class SklearnClassifier:
     """A registered "sklearn" model (feature extraction + classifier pipeline).
 
-    Same interface as TorchClassifier: fit(x, y, groups), predict_proba (columns in
-    `classes` order, zeros for a class absent from the training fold), save / load.
+    Same interface as TorchClassifier: fit(x, y, groups, channels), predict_proba (columns
+    in `classes` order, zeros for a class absent from the training fold), save / load.
+    `channels` (the names of the input's channels, from `fit`) is kept and saved.
     """
 
     def __init__(self, model: str | ModelSpec, classes: tuple[str, ...] | list[str], *,
@@ -33,15 +34,21 @@ class SklearnClassifier:
         self.seed = seed
         self.estimator: Any = None
         self.input_shape: tuple[int, ...] | None = None
+        self.channels: tuple[str, ...] | None = None
 
     def _encode(self, y) -> np.ndarray:
         return encode_labels(y, self.classes)
 
-    def fit(self, x: np.ndarray, y, groups: np.ndarray | None = None) -> SklearnClassifier:
+    def fit(self, x: np.ndarray, y, groups: np.ndarray | None = None,
+            channels: tuple[str, ...] | None = None) -> SklearnClassifier:
+        """Fit on x (N x per-sample shape) and labels y; `channels` names x's channels (last
+        axis; default: the model's `input_channels` when their number matches)."""
         x = np.asarray(x, dtype=np.float32)
         self.spec.check_input(x.shape)
         if len(x) != len(y):
             raise InputShapeError(f"{len(x)} inputs but {len(y)} labels")
+        self.channels = (channel_names(self.spec, x.shape[-1], channels)
+                         if x.ndim >= 4 else None)
         self.input_shape = tuple(x.shape[1:])
         self.estimator = self.spec.build(self.input_shape, len(self.classes), seed=self.seed,
                                          **self.params)
@@ -70,7 +77,8 @@ class SklearnClassifier:
         with open(path, "wb") as handle:
             pickle.dump({"format": FORMAT, "model": self.spec.name, "classes": self.classes,
                          "params": self.params, "seed": self.seed,
-                         "input_shape": self.input_shape, "estimator": self.estimator}, handle)
+                         "input_shape": self.input_shape, "channels": self.channels,
+                         "estimator": self.estimator}, handle)
         return path
 
     @classmethod
@@ -81,4 +89,6 @@ class SklearnClassifier:
             raise ConfigError(f"{path} is not a saved microexpr scikit-learn model")
         model = cls(blob["model"], blob["classes"], params=blob["params"], seed=blob["seed"])
         model.estimator, model.input_shape = blob["estimator"], tuple(blob["input_shape"])
+        channels = blob.get("channels")  # absent from models saved before channel names
+        model.channels = tuple(channels) if channels is not None else None
         return model

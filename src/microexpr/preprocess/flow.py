@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cache
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -12,13 +12,16 @@ from microexpr.errors import ConfigError
 FLOW_METHODS = ("tvl1", "dis", "farneback")
 
 
-@cache
-def _tvl1():  # one solver per process: creating it is not free
+# One solver per process and frame size: creating one is not free, and a solver keeps state
+# from the size of the frames it last saw (a DIS solver that ran on 32 x 32 frames gives other
+# flow on 64 x 64 frames than a new one), so that results never depend on what ran before.
+@lru_cache(maxsize=8)
+def _tvl1(shape: tuple[int, ...]):
     return cv2.optflow.DualTVL1OpticalFlow_create()
 
 
-@cache
-def _dis():
+@lru_cache(maxsize=8)
+def _dis(shape: tuple[int, ...]):
     return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
 
 
@@ -32,9 +35,9 @@ def optical_flow(first: np.ndarray, second: np.ndarray, method: str = "tvl1") ->
     first = np.ascontiguousarray(first, dtype=np.uint8)
     second = np.ascontiguousarray(second, dtype=np.uint8)
     if method == "tvl1":
-        flow = _tvl1().calc(first, second, None)
+        flow = _tvl1(first.shape).calc(first, second, None)
     elif method == "dis":
-        flow = _dis().calc(first, second, None)
+        flow = _dis(first.shape).calc(first, second, None)
     elif method == "farneback":
         flow = cv2.calcOpticalFlowFarneback(first, second, None, 0.5, 3, 15, 3, 5, 1.2, 0)
     else:

@@ -4,7 +4,9 @@ the clip's files and the config.
 `prepare_representation` computes one for every clip of a clips table (in parallel worker
 processes if asked), resumes where an interrupted run stopped, and reports per clip what
 failed (no face, unreadable frame) without losing what was computed. `compute_representation`
-is the same returning the stacked array and raising on the first failure.
+is the same returning the stacked array and raising on the first failure. `channel_names`
+names the last axis of a representation's arrays, `resize_inputs` brings prepared arrays to a
+model's input size and `check_frames` decodes every frame a representation will read.
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ from microexpr.representations.base import (
     register_representation,
     set_option,
 )
+from microexpr.representations.check import check_frames
 from microexpr.representations.flow import FlowConfig, onset_apex_flow
 from microexpr.representations.frames import Context
 from microexpr.representations.landmarks import LandmarkConfig, RegionConfig
+from microexpr.representations.resize import resize_inputs
 
 
 def _load_builtin_representations() -> None:
@@ -48,15 +52,33 @@ _load_builtin_representations()
 
 __all__ = [
     "REPRESENTATIONS", "ApexConfig", "ClipConfig", "DynamicConfig", "FlowConfig",
-    "LandmarkConfig", "PrepareReport", "RegionConfig", "Representation",
-    "compute_representation", "get_representation", "list_representations", "make_config",
-    "onset_apex_flow", "prepare_representation", "register_representation", "set_option",
+    "LandmarkConfig", "PrepareReport", "RegionConfig", "Representation", "channel_names",
+    "check_frames", "compute_representation", "get_representation", "list_representations",
+    "make_config", "onset_apex_flow", "prepare_representation", "register_representation",
+    "resize_inputs", "set_option",
 ]
+
+FAILURE_COLUMNS = ("dataset", "subject", "clip", "kind", "error")
+WARNING_COLUMNS = ("dataset", "subject", "clip", "warning")
+
+
+def channel_names(name: str, config: Any = None) -> tuple[str, ...]:
+    """Names of the last axis of representation `name`'s arrays under `config` (None, a dict
+    or a config object), e.g. ("u", "v", "strain"); ConfigError when it does not name them."""
+    rep = get_representation(name)
+    if rep.channels is None:
+        raise ConfigError(f"representation {name} does not name its channels; register it "
+                          f"with Representation(..., channels=fn(config) -> names)")
+    return tuple(rep.channels(make_config(name, config)))
 
 
 @dataclass
 class PrepareReport:
-    """What `prepare_representation` did: arrays (None where a clip failed) and a summary."""
+    """What `prepare_representation` did: arrays (None where a clip failed) and a summary.
+
+    `failures` and `warnings` name each clip by dataset, subject and clip (clip names repeat
+    across subjects in real releases); `channels` names the arrays' last axis.
+    """
 
     name: str
     config: Any
@@ -64,10 +86,11 @@ class PrepareReport:
     computed: int = 0
     cached: int = 0
     failures: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
-        columns=["dataset", "clip", "kind", "error"]))
+        columns=list(FAILURE_COLUMNS)))
     warnings: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
-        columns=["dataset", "clip", "warning"]))
+        columns=list(WARNING_COLUMNS)))
     cache_dir: str | None = None
+    channels: tuple[str, ...] = ()
 
     @property
     def ok(self) -> np.ndarray:
@@ -86,6 +109,26 @@ class PrepareReport:
         return (f"{self.name}: {len(self.arrays)} clips, {self.computed} computed, "
                 f"{self.cached} from the cache, {len(self.failures)} failed, "
                 f"{len(self.warnings)} warnings (cache: {self.cache_dir or 'off'})")
+
+    def summary_of_failures(self, limit: int = 3) -> str:
+        """"N of M clips failed for <name>: ..." with the first `limit` failures (dataset,
+        subject, clip and reason) and how many more; "" when no clip failed."""
+        if not len(self.failures):
+            return ""
+        shown = [f"{_clip_id(row['dataset'], row['subject'], row['clip'])}: {row['error']}"
+                 for row in self.failures.head(max(limit, 0)).to_dict("records")]
+        more = len(self.failures) - len(shown)
+        tail = f"; ... and {more} more" if more > 0 and shown else ""
+        head = (f"{len(self.failures)} of {len(self.arrays)} clips failed for {self.name} "
+                f"and were left out")
+        return head + (": " + "; ".join(shown) if shown else "") + tail
+
+
+def _clip_id(dataset: Any, subject: Any, clip: Any) -> str:
+    """dataset/clip, with the subject added when the clip name does not already hold it."""
+    subject, clip = str(subject).rsplit("/", 1)[-1], str(clip)
+    named = not subject or clip.split("/")[0] == subject
+    return f"{dataset}/{clip}" if named else f"{dataset}/{subject}/{clip}"
 
 
 def list_representations() -> pd.DataFrame:
@@ -109,20 +152,28 @@ def _prepare_one(shared: tuple[str, Any, str | None], clip: dict
     name, config, cache_root = shared
     rep = get_representation(name)
     context = Context(cache=ArrayCache(cache_root))
+    notes: list[str] = []  # this run's notes only: never stored with the entry
+
+    def rejected() -> list[str]:
+        return [f"cache entry {path} was corrupt ({reason}); recomputed"
+                for path, reason in context.cache.take_rejected()]
+
     try:
         key = cache_key(f"{name}/v{rep.version}", asdict(config), rep.files(clip, config))
         array = context.cache.get(name, key)
+        notes += rejected()
         if array is not None:
             meta = context.cache.get_meta(name, key) or {}
-            return array, True, None, list(meta.get("warnings", []))
+            return array, True, None, notes + list(meta.get("warnings", []))
         array = rep.compute(clip, config, context)
+        notes += rejected()  # e.g. a bad alignment entry read through the same cache
         context.cache.put(name, key, array, meta={"warnings": context.warnings})
-        return array, False, None, context.warnings
+        return array, False, None, notes + context.warnings
     except MicroexprError as exc:
-        return None, False, (type(exc).__name__, str(exc)), context.warnings
+        return None, False, (type(exc).__name__, str(exc)), notes + context.warnings
     except OSError as exc:
         message = f"cannot read {exc.filename}: {exc.strerror}" if exc.filename else str(exc)
-        return None, False, ("DatasetError", message), context.warnings
+        return None, False, ("DatasetError", message), notes + context.warnings
 
 
 def prepare_representation(
@@ -159,15 +210,33 @@ def prepare_representation(
             report.cached += int(cached)
             report.computed += int(not cached)
     # reported in the clips' order, whatever order the workers finished in
-    failures = [{"dataset": r["dataset"], "clip": r["clip"], "kind": e[0], "error": e[1]}
+    failures = [{**_identity(r), "kind": e[0], "error": e[1]}
                 for r, e in zip(records, errors, strict=True) if e is not None]
-    warnings = [{"dataset": r["dataset"], "clip": r["clip"], "warning": w}
+    warnings = [{**_identity(r), "warning": w}
                 for r, clip_notes in zip(records, notes, strict=True) for w in clip_notes]
     if failures:
-        report.failures = pd.DataFrame(failures)
+        report.failures = pd.DataFrame(failures, columns=list(FAILURE_COLUMNS))
     if warnings:
-        report.warnings = pd.DataFrame(warnings)
+        report.warnings = pd.DataFrame(warnings, columns=list(WARNING_COLUMNS))
+    report.channels = _channels_of(get_representation(name), config, report.arrays)
     return report
+
+
+def _identity(record: dict) -> dict[str, Any]:
+    """What names a clip: dataset, subject and clip (a clips table without a subject column,
+    e.g. one built by hand, gets "")."""
+    return {"dataset": record["dataset"], "subject": record.get("subject", ""),
+            "clip": record["clip"]}
+
+
+def _channels_of(rep: Representation, config: Any, arrays: list[np.ndarray | None]
+                 ) -> tuple[str, ...]:
+    """The representation's channel names, or channel0.. from the first array's last axis
+    when it does not name them."""
+    if rep.channels is not None:
+        return tuple(rep.channels(config))
+    first = next((a for a in arrays if a is not None), None)
+    return () if first is None else tuple(f"channel{k}" for k in range(first.shape[-1]))
 
 
 def compute_representation(
@@ -186,6 +255,7 @@ def compute_representation(
     if len(report.failures):
         first = report.failures.iloc[0]
         error_type = getattr(errors, first["kind"], MicroexprError)
-        raise error_type(f"{len(report.failures)} clip(s) failed; first: {first['dataset']}/"
-                         f"{first['clip']}: {first['error']}")
+        raise error_type(f"{len(report.failures)} clip(s) failed; first: "
+                         f"{_clip_id(first['dataset'], first['subject'], first['clip'])}: "
+                         f"{first['error']}")
     return report.stacked()

@@ -21,6 +21,12 @@ def _check_size(size: int) -> None:
         raise ConfigError(f"size must be >= 8 pixels, got {size}")
 
 
+def image_channels(config: Any) -> tuple[str, ...]:
+    """Names of the last axis of an image representation: ("gray",) or ("r", "g", "b"); the
+    leading axes are H x W (apex_frame) or T x H x W (frame_clip, dynamic_images)."""
+    return ("r", "g", "b") if config.color else ("gray",)
+
+
 def _channels_last(frames: np.ndarray) -> np.ndarray:
     """T x H x W (gray) -> T x H x W x 1; colour stays T x H x W x 3; float32."""
     return (frames[..., None] if frames.ndim == 3 else frames).astype(np.float32)
@@ -135,10 +141,13 @@ def dynamic_images(clip: Mapping[str, Any], config: DynamicConfig,
 
 for _rep in (
     Representation("apex_frame", ApexConfig, apex_frame, apex_files, 1,
-                   "the apex frame (spotted where not annotated), gray or colour"),
+                   "the apex frame (spotted where not annotated), gray or colour",
+                   image_channels),
     Representation("frame_clip", ClipConfig, frame_clip, range_files, 1,
-                   "N frames across onset..offset (uniform, TIM or linear interpolation)"),
+                   "N frames across onset..offset (uniform, TIM or linear interpolation)",
+                   image_channels),
     Representation("dynamic_images", DynamicConfig, dynamic_images, range_files, 1,
-                   "dynamic images (approximate rank pooling) per segment and for the clip"),
+                   "dynamic images (approximate rank pooling) per segment and for the clip",
+                   image_channels),
 ):
     register_representation(_rep)

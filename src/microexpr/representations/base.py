@@ -25,6 +25,8 @@ class Representation:
 
     `files(clip, config)` lists the frame files the result depends on: their bytes and the
     config make the cache key, so the entry is recomputed only when either changes.
+    `channels(config)` names the entries of the result's last axis (e.g. ("u", "v", "strain"));
+    None when a representation registered elsewhere does not say.
     """
 
     name: str
@@ -33,6 +35,7 @@ class Representation:
     files: Callable[[Mapping[str, Any], Any], list[str]]
     version: int
     description: str
+    channels: Callable[[Any], tuple[str, ...]] | None = None
 
 
 REPRESENTATIONS: dict[str, Representation] = {}

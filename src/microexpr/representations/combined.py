@@ -37,8 +37,14 @@ def apex_flow(clip: Mapping[str, Any], config: ApexFlowConfig,
     return resize(stacked, config.size).reshape(config.size, config.size, -1).astype(np.float32)
 
 
+def apex_flow_channels(config: ApexFlowConfig) -> tuple[str, ...]:
+    """Names of the last axis: "gray" (the apex frame), then the flow channels."""
+    return ("gray", *config.channels)
+
+
 register_representation(Representation(
     name="apex_flow", config_class=ApexFlowConfig, compute=apex_flow, files=flow_files,
     version=1,
     description="grey apex frame (0..1) stacked with onset-apex flow u, v and strain, resized",
+    channels=apex_flow_channels,
 ))

@@ -113,7 +113,13 @@ def onset_apex_flow(clip: Mapping[str, Any], config: FlowConfig,
     return resize(stacked, config.size).reshape(config.size, config.size, -1).astype(np.float32)
 
 
+def flow_channels(config: FlowConfig) -> tuple[str, ...]:
+    """Names of the last axis: the flow channels asked for, e.g. ("u", "v", "strain")."""
+    return tuple(config.channels)
+
+
 register_representation(Representation(
     name="onset_apex_flow", config_class=FlowConfig, compute=onset_apex_flow, files=flow_files,
     version=2, description="optical flow u, v and optical strain from onset to apex, resized",
+    channels=flow_channels,
 ))

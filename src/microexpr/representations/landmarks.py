@@ -124,9 +124,20 @@ def face_regions(clip: Mapping[str, Any], config: RegionConfig,
     return np.array([boxes[name] for name in region_names()], dtype=np.float32)
 
 
+def point_channels(config: LandmarkConfig) -> tuple[str, ...]:
+    """The last axis of length x 68 x 2 landmarks: crop pixel coordinates."""
+    return ("x", "y")
+
+
+def box_channels(config: RegionConfig) -> tuple[str, ...]:
+    """The last axis of R x 4 region boxes (rows in `region_names()` order)."""
+    return ("x", "y", "width", "height")
+
+
 register_representation(Representation(
     "landmarks", LandmarkConfig, landmark_sequence, landmark_files, 1,
-    "68-point landmark sequence across the clip, in aligned-crop pixels"))
+    "68-point landmark sequence across the clip, in aligned-crop pixels", point_channels))
 register_representation(Representation(
     "face_regions", RegionConfig, face_regions, onset_files, 1,
-    "boxes of brows, eyes, nose, mouth, cheeks and chin from the onset landmarks"))
+    "boxes of brows, eyes, nose, mouth, cheeks and chin from the onset landmarks",
+    box_channels))

@@ -128,8 +128,18 @@ def region_flow(clip: Mapping[str, Any], config: RegionFlowConfig,
     return features.ravel().astype(np.float32)
 
 
+def region_flow_channels(config: RegionFlowConfig) -> tuple[str, ...]:
+    """Names of the feature vector, region-major: "mouth/hoof0".."mouth/hoof7", "mouth/mean",
+    "mouth/std", "mouth/max" (magnitude statistics), then the next region."""
+    from microexpr.features.hoof import MAGNITUDE_STATS
+
+    per_region = [f"hoof{k}" for k in range(int(config.bins))] + list(MAGNITUDE_STATS)
+    return tuple(f"{region}/{name}" for region in config.regions for name in per_region)
+
+
 register_representation(Representation(
     name="region_flow", config_class=RegionFlowConfig, compute=region_flow,
     files=region_flow_files, version=1,
     description="per facial region (from landmarks) HOOF + magnitude stats of onset-apex flow",
+    channels=region_flow_channels,
 ))

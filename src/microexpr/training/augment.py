@@ -6,7 +6,8 @@ moved, never blended) and horizontal flips. Each sample draws its own transforma
 every channel (and every frame of an N x C x T x H x W clip) of that sample gets the same
 one, so an apex image and its flow stay registered. A horizontal flip mirrors the direction
 of horizontal motion, so the channels holding horizontal flow (u) are negated when flipped
-(`flip_negate`); vertical flow, strain, magnitude and images only move.
+(`flip_negate`, channel indices here; `resolve_flip_indices` finds them from the channel
+names a TrainConfig holds); vertical flow, strain, magnitude and images only move.
 
 All random draws come from the training loop's seeded generator (on the CPU, whatever the
 device), so a run is reproducible. The loop calls this only on training batches: validation
@@ -17,13 +18,41 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from microexpr.errors import ConfigError, InputShapeError
 
 
+def resolve_flip_indices(flip_negate: Sequence[str | int],
+                         channels: Sequence[str] | None) -> tuple[int, ...]:
+    """The indices, among `channels` (the names of the input's channels, in order), of the
+    channels that a horizontal flip negates.
+
+    `flip_negate` holds channel names ("u"): a name absent from `channels` is simply not
+    negated (an apex image has no horizontal flow), and with `channels` None (names unknown)
+    nothing is. Integers are channel indices (as older configs hold them) and pass as they
+    are. Mixing names and integers is a ConfigError.
+    """
+    items = tuple(flip_negate)
+    if all(isinstance(c, int | np.integer) and not isinstance(c, bool) for c in items):
+        return tuple(int(c) for c in items)
+    if not all(isinstance(c, str) for c in items):
+        raise ConfigError(f"flip_negate {items} mixes channel names and indices; give "
+                          f"channel names, e.g. flip_negate=[u]")
+    if channels is None:
+        return ()
+    names = [str(c) for c in channels]
+    return tuple(names.index(c) for c in items if c in names)
+
+
 def check_flip_negate(flip_negate: Sequence[int], n_channels: int) -> None:
-    """ConfigError naming `flip_negate` when an index is not a channel of the input."""
+    """ConfigError naming `flip_negate` when an index is not a channel of the input (or
+    when it holds names, which `resolve_flip_indices` turns into indices first)."""
+    if any(isinstance(c, str) for c in flip_negate):
+        raise ConfigError(f"flip_negate {tuple(flip_negate)} holds channel names; the "
+                          f"augmentation needs their indices: resolve them with "
+                          f"resolve_flip_indices(flip_negate, channel_names) first")
     bad = [c for c in flip_negate if not 0 <= c < n_channels]
     if bad:
         raise ConfigError(f"flip_negate {tuple(flip_negate)} names channel(s) {bad}, but the "

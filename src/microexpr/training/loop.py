@@ -34,7 +34,13 @@ class TrainConfig:
     Augmentation (training batches only, the same transformation for every channel of a
     sample, see `microexpr.training.augment`): `augment_shift` translates by up to that many
     pixels with edge padding, `augment_flip` mirrors half the samples left-right and negates
-    the channels listed in `flip_negate` (the horizontal flow, u) of the mirrored ones.
+    the channels named in `flip_negate` (the horizontal flow, "u") of the mirrored ones;
+    names absent from the input are not negated (`resolve_flip_indices`). Integers in
+    `flip_negate` are read as channel indices, as older configs wrote them.
+
+    Every value is checked on construction (type, then range): a bad one raises a ConfigError
+    naming the option, the value and what it must be. Integral floats (40.0) pass as ints
+    and numeric strings ("5e-5", which YAML reads as a string) as numbers.
     """
 
     epochs: int = 40
@@ -50,43 +56,90 @@ class TrainConfig:
     warmup_epochs: int = 0
     augment_shift: int = 0
     augment_flip: bool = False
-    flip_negate: tuple[int, ...] = ()
+    flip_negate: tuple[str, ...] | tuple[int, ...] = ("u",)
 
     def __post_init__(self) -> None:
-        negate = self.flip_negate
-        if isinstance(negate, int | np.integer) and not isinstance(negate, bool):
-            negate = (negate,)
-        if not isinstance(negate, list | tuple) or not all(
-                isinstance(c, int | np.integer) and not isinstance(c, bool) for c in negate):
-            raise ConfigError(f"flip_negate must be a tuple of channel indices, got {negate!r}")
-        object.__setattr__(self, "flip_negate", tuple(int(c) for c in negate))
-        checks = [
-            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
-            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
-            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
-            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}"),
-            (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}"),
-            (self.class_balance in CLASS_BALANCE, f"class_balance must be one of {CLASS_BALANCE}"),
-            (0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}"),
-            (self.patience >= 1, f"patience must be >= 1, got {self.patience}"),
-            (_is_int(self.warmup_epochs) and 0 <= self.warmup_epochs < self.epochs,
-             f"warmup_epochs must be an integer in 0..epochs-1 ({self.epochs - 1}), got "
-             f"{self.warmup_epochs!r}"),
-            (_is_int(self.augment_shift) and 0 <= self.augment_shift,
-             f"augment_shift must be an integer >= 0 (pixels), got {self.augment_shift!r}"),
-            (isinstance(self.augment_flip, bool | np.bool_),
-             f"augment_flip must be true or false, got {self.augment_flip!r}"),
-            (min(self.flip_negate, default=0) >= 0 and
-             len(set(self.flip_negate)) == len(self.flip_negate),
-             f"flip_negate must list distinct channel indices >= 0, got {self.flip_negate}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+        ints = {"epochs": 1, "batch_size": 1, "patience": 1, "augment_shift": 0,
+                "warmup_epochs": 0}
+        for name, low in ints.items():
+            self._set(name, _int_option(name, getattr(self, name), low))
+        self._set("lr", _number_option("lr", self.lr, "a number > 0 (e.g. 1e-3)",
+                                       lambda v: v > 0))
+        self._set("weight_decay", _number_option("weight_decay", self.weight_decay,
+                                                 "a number >= 0", lambda v: v >= 0))
+        self._set("val_fraction", _number_option("val_fraction", self.val_fraction,
+                                                 "a number in (0, 1)", lambda v: 0 < v < 1))
+        for name, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
+                              ("class_balance", CLASS_BALANCE)):
+            value = getattr(self, name)
+            if not isinstance(value, str) or value not in choices:
+                raise _bad(name, value, f"one of {', '.join(choices)}")
+        for name in ("early_stopping", "augment_flip"):
+            value = getattr(self, name)
+            if not isinstance(value, bool | np.bool_):
+                raise _bad(name, value, "true or false")
+            self._set(name, bool(value))
+        if self.warmup_epochs >= self.epochs:
+            raise _bad("warmup_epochs", self.warmup_epochs,
+                       f"an integer in 0..epochs-1 ({self.epochs - 1})")
+        self._set("flip_negate", _flip_negate_option(self.flip_negate))
+
+    def _set(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+
+
+def _bad(name: str, value: object, what: str) -> ConfigError:
+    return ConfigError(f"training option {name}={value!r} is invalid: {name} must be {what} "
+                       f"(set it with --train-option {name}=VALUE)")
 
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _int_option(name: str, value: object, low: int) -> int:
+    """`value` as an int >= low: ints, integral floats (40.0) and integer strings pass."""
+    integral_text = isinstance(value, str) and value.strip().lstrip("+-").isdigit()
+    integral_float = isinstance(value, float | np.floating) and float(value).is_integer()
+    number = int(value) if integral_text or integral_float else value  # type: ignore[arg-type]
+    if not _is_int(number) or number < low:
+        raise _bad(name, value, f"an integer >= {low}")
+    return int(number)
+
+
+def _number_option(name: str, value: object, what: str, ok) -> float:
+    """`value` as a finite float that `ok` accepts: ints, floats and numeric strings pass."""
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise _bad(name, value, what) from None
+    if (isinstance(number, bool | np.bool_) or
+            not isinstance(number, int | float | np.integer | np.floating) or
+            not math.isfinite(float(number)) or not ok(float(number))):
+        raise _bad(name, value, what)
+    return float(number)
+
+
+def _flip_negate_option(value: object) -> tuple[str, ...] | tuple[int, ...]:
+    """Channel names ("u", or "u,magnitude") or, as older configs hold, channel indices."""
+    items = value
+    if isinstance(value, str):
+        items = tuple(v.strip() for v in value.split(",") if v.strip())
+    elif _is_int(value):
+        items = (value,)
+    what = ("channel names, e.g. [u] (or, as in older configs, channel indices >= 0), "
+            "distinct, not mixed")
+    if not isinstance(items, list | tuple):
+        raise _bad("flip_negate", value, what)
+    items = tuple(items)
+    names = all(isinstance(c, str) and c.strip() for c in items)
+    indices = all(_is_int(c) and c >= 0 for c in items)
+    if not (names or indices) or len(set(items)) != len(items):
+        raise _bad("flip_negate", value, what)
+    return tuple(str(c).strip() for c in items) if names and items else tuple(
+        int(c) for c in items)
 
 
 @dataclass
@@ -182,8 +235,8 @@ def train(
                           f"N x C x T x H x W), got shape {np.shape(x)}")
     if config.augment_flip:
         check_flip_negate(config.flip_negate, np.shape(x)[1])
-    model.to(device)
-    xt = torch.as_tensor(x, dtype=torch.float32, device=device)
+    model.to(device=device, memory_format=memory_format(x))
+    xt = as_batch_tensor(x, device)
     yt = torch.as_tensor(y, dtype=torch.long, device=device)
     weight = None
     if config.class_balance == "loss":
@@ -194,7 +247,7 @@ def train(
     history = History()
     best_state, best_loss, since_best = None, math.inf, 0
     if validation is not None:
-        xv = torch.as_tensor(validation[0], dtype=torch.float32, device=device)
+        xv = as_batch_tensor(validation[0], device)
         yv = torch.as_tensor(validation[1], dtype=torch.long, device=device)
     for epoch in range(config.epochs):
         for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
@@ -234,7 +287,22 @@ def train(
             history.best_epoch = epoch + 1
     if config.early_stopping and best_state is not None:
         model.load_state_dict(best_state)
+    model.to(memory_format=torch.contiguous_format)  # as built: saved and reloaded alike
     return history
+
+
+def memory_format(x: np.ndarray | torch.Tensor) -> torch.memory_format:
+    """Channels-last for image batches (N x C x H x W): the same arithmetic as the default
+    layout, with CPU convolution, batch norm and pooling kernels about 1.5x faster on it."""
+    return torch.channels_last if np.ndim(x) == 4 else torch.preserve_format
+
+
+def as_batch_tensor(x: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """x as a float32 tensor on `device`, image batches in channels-last layout."""
+    tensor = torch.as_tensor(x, dtype=torch.float32, device=device)
+    if tensor.ndim == 4:
+        tensor = tensor.contiguous(memory_format=torch.channels_last)
+    return tensor
 
 
 @torch.no_grad()
