@@ -3,6 +3,7 @@ resizing prepared inputs to a model's size."""
 
 from dataclasses import replace
 
+import cv2
 import numpy as np
 import pytest
 
