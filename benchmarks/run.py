@@ -231,8 +231,9 @@ def bench_flow_models_442(jobs: int, only: tuple[str, ...] = ()) -> None:
             spec = get_model_spec(name)
             extra = {}
             if name == "micro_attention":
-                extra = {"input_size": 64}
-            elif spec.representation != "onset_apex_flow":
+                _project_one_fold(manifest, name, 64, jobs)
+                continue
+            if spec.representation != "onset_apex_flow":
                 continue
             start = time.perf_counter()
             result = microexpr.evaluate(manifest, name, channels="u,v,strain", cache_dir=None,
@@ -243,6 +244,35 @@ def bench_flow_models_442(jobs: int, only: tuple[str, ...] = ()) -> None:
             print(f"loso_{name}_manifest_442clips_{size}x{size}: {seconds:.1f} s with "
                   f"{result.config['jobs']} job(s), UF1 {result.metrics['uf1']:.3f} (target "
                   f"< {60 if name == 'ststnet' else 300} s on 2 cores)", flush=True)
+
+
+def _project_one_fold(manifest: Path, name: str, size: int, jobs: int) -> None:
+    """Time one LOSO fold of `name` at size x size and project the whole run (a full run of a
+    large network on a CPU takes the better part of an hour)."""
+    import torch
+
+    from microexpr.data.manifest import read_manifest
+    from microexpr.evaluation.protocols import make_folds
+    from microexpr.models.factory import make_classifier
+    from microexpr.representations import resize_inputs
+
+    data = read_manifest(manifest, channels="u,v,strain")
+    x = resize_inputs(data.inputs, size)
+    labels = data.clips["label"].to_numpy()
+    folds = make_folds("loso", data.clips["subject"].to_numpy(), data.clips["dataset"])
+    fold = folds[0]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in one of `jobs` worker processes
+    try:
+        start = time.perf_counter()
+        make_classifier(name, data.classes).fit(x[fold.train], labels[fold.train],
+                                                channels=data.channels)
+        seconds = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(threads)
+    print(f"loso_{name}_manifest_442clips_{size}x{size}: {seconds:.1f} s for one fold on one "
+          f"core, projected {seconds * len(folds) / jobs:.0f} s for {len(folds)} folds with "
+          f"{jobs} job(s) (target < 300 s on 2 cores)", flush=True)
 
 
 def _full_frame_database(folder: Path, subjects: int, clips_per_class: int):

@@ -53,7 +53,7 @@ def composite(tmp_path) -> Path:
 @pytest.mark.parametrize("model, extra", [
     ("ststnet", {"epochs": 2}),
     ("off_apexnet", {"epochs": 1}),
-    ("micro_attention", {"epochs": 1, "input_size": 32}),
+    ("micro_attention", {"epochs": 1, "input_size": 64}),
     ("logreg", {}),
     ("linear_svm", {}),
 ])
@@ -116,6 +116,19 @@ def test_bad_options_fail_before_any_work(composite, tmp_path, monkeypatch):
         with pytest.raises(ConfigError, match=word):
             microexpr.evaluate(composite, "ststnet", out=out, progress=False, **kwargs)
     assert not out.exists() and not (tmp_path / "res.partial").exists()
+
+
+def test_representation_options_are_checked_before_any_work(tmp_path, monkeypatch):
+    from trees import make_casme2
+
+    data = microexpr.load_dataset("casme2", make_casme2(tmp_path), labels="casme2_5")
+    monkeypatch.setattr(runner, "prepare_representation",
+                        lambda *a, **k: pytest.fail("the representation was computed"))
+    with pytest.raises(ConfigError, match="nope"):
+        microexpr.evaluate(data, "ststnet", representation={"nope": 1}, write=False,
+                           progress=False)
+    with pytest.raises(ConfigError, match="channels"):
+        microexpr.evaluate(data, "ststnet", channels="u,v,strain", write=False, progress=False)
 
 
 def test_out_is_checked_before_any_work(composite, tmp_path, monkeypatch):

@@ -621,7 +621,15 @@ def models(
     from microexpr.models.registry import list_models
 
     _check_format(fmt)
-    _print_frame(list_models(), title="Models (--model)", fmt=fmt)
+    table = list_models()
+    if fmt != "table":
+        _print_frame(table, title="Models (--model)", fmt=fmt)
+        return
+    # the long texts go below the table, one model a paragraph, so that no column is squeezed
+    _print_frame(table.drop(columns=["reference", "description"]), title="Models (--model)")
+    for row in table.itertuples(index=False):
+        console.print(f"[bold]{row.name}[/bold]: {row.description}. {row.reference}",
+                      highlight=False)
 
 
 INTERRUPTED = ("interrupted; finished work is kept: the cache entries already written stay, "

@@ -340,6 +340,9 @@ def evaluate(
     elif representation or input_representation:
         raise ConfigError("a manifest holds precomputed inputs: representation options "
                           "(--option, --representation) do not apply to it")
+    if save_models and not write and out is None:
+        raise ConfigError("save_models with write=False needs out= (the fold models are saved "
+                          "in out/models)")
     out_dir = None
     if write:
         out_dir = Path(out).expanduser() if out is not None else _default_out(
@@ -351,9 +354,10 @@ def evaluate(
     clips, classes, inputs, problems = given.clips, given.classes, given.inputs, given.problems
     names = given.channels
     if inputs is None:
-        report = prepare_representation(clips, rep_name, rep_config,
-                                        cache_dir=cache_dir, jobs=1 if jobs is None else jobs,
-                                        progress=progress)
+        prepare_jobs = jobs if jobs is not None else (
+            os.cpu_count() or 1 if len(clips) >= PARALLEL_MIN_CLIPS else 1)
+        report = prepare_representation(clips, rep_name, rep_config, cache_dir=cache_dir,
+                                        jobs=prepare_jobs, progress=progress)
         inputs = report.stacked()
         names = tuple(report.channels) or None
         if len(report.failures):  # e.g. no face found: the clip is excluded and reported
@@ -460,9 +464,6 @@ def _models_dir(save_models: bool, run_dir: RunDir | None, out: str | Path | Non
         return None
     if run_dir is not None:
         return str(run_dir.partial / "models")
-    if out is None:
-        raise ConfigError("save_models with write=False needs out= (the fold models are saved "
-                          "in out/models)")
     return str(Path(out) / "models")
 
 
