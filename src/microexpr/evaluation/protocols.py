@@ -50,8 +50,13 @@ PROTOCOLS: dict[str, Callable[[Sequence[str], Sequence[str]], list[Fold]]] = {
 }
 
 
-def make_folds(protocol: str, subjects: Sequence[str], datasets: Sequence[str]) -> list[Fold]:
-    """The folds of a named protocol."""
+def check_protocol(protocol: str) -> str:
+    """`protocol` if it is a known protocol name; ConfigError listing them otherwise."""
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {protocol!r}; choose one of {sorted(PROTOCOLS)}")
-    return PROTOCOLS[protocol](subjects, datasets)
+    return protocol
+
+
+def make_folds(protocol: str, subjects: Sequence[str], datasets: Sequence[str]) -> list[Fold]:
+    """The folds of a named protocol."""
+    return PROTOCOLS[check_protocol(protocol)](subjects, datasets)

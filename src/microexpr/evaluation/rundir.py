@@ -38,14 +38,6 @@ def fingerprint(values: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def array_digest(array: np.ndarray) -> str:
-    """A hash of an array's shape, dtype and bytes (inputs of a run, for `resume`)."""
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"{array.shape}{array.dtype}".encode())
-    digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
-
-
 def _first_file_above(path: Path) -> Path | None:
     for parent in [path, *path.parents]:
         if parent.exists():

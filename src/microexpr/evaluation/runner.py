@@ -18,16 +18,11 @@ from microexpr.data.clips import Dataset, Problem, problems_frame
 from microexpr.data.manifest import Manifest, read_manifest
 from microexpr.errors import ConfigError, MicroexprError
 from microexpr.evaluation.metrics import PROBABILITY_PREFIX, compute_metrics, metrics_table
-from microexpr.evaluation.protocols import Fold, make_folds
+from microexpr.evaluation.protocols import Fold, check_protocol, make_folds
 from microexpr.evaluation.report import write_results
-from microexpr.evaluation.rundir import (
-    RunDir,
-    array_digest,
-    check_out,
-    fingerprint,
-    open_run_dir,
-)
+from microexpr.evaluation.rundir import RunDir, check_out, fingerprint, open_run_dir
 from microexpr.parallel import Interrupted, make_executor
+from microexpr.preprocess.cache import array_digest
 from microexpr.progress import track
 from microexpr.representations import make_config, prepare_representation, resize_inputs
 
@@ -331,7 +326,7 @@ def evaluate(
     grid = None
     if tune is not None:
         grid = _load_grid(tune, spec, params, train_config)
-    make_folds(protocol, ["a", "b"], ["a", "b"])  # an unknown protocol fails here
+    check_protocol(protocol)
     rep_name = rep_config = None
     if not isinstance(data, Manifest | str | Path):
         rep_name = input_representation or spec.representation

@@ -25,28 +25,28 @@ def flatten(x: np.ndarray) -> np.ndarray:
     return x.reshape(len(x), -1)
 
 
+def on_pixels(name: str, classifier) -> Pipeline:
+    """Flatten -> standardise each value -> `classifier`."""
+    return Pipeline([("flatten", FunctionTransformer(flatten)), ("scale", StandardScaler()),
+                     (name, classifier)])
+
+
 def build_logreg(input_shape: tuple[int, ...], n_classes: int, seed: int = 0, *,
                  C: float = 1.0, class_weight: str | None = "balanced",
                  max_iter: int = 1000) -> Pipeline:
     """Flatten -> standardise -> L2-regularised multinomial logistic regression (lbfgs)."""
-    return Pipeline([
-        ("flatten", FunctionTransformer(flatten)),
-        ("scale", StandardScaler()),
-        ("logreg", LogisticRegression(C=C, class_weight=class_weight, solver="lbfgs",
-                                      max_iter=max_iter, random_state=seed)),
-    ])
+    return on_pixels("logreg", LogisticRegression(C=C, class_weight=class_weight,
+                                                  solver="lbfgs", max_iter=max_iter,
+                                                  random_state=seed))
 
 
 def build_linear_svm(input_shape: tuple[int, ...], n_classes: int, seed: int = 0, *,
                      C: float = 1.0, class_weight: str | None = "balanced",
                      calibration_folds: int = 5) -> Pipeline:
     """Flatten -> standardise -> linear SVM with Platt probabilities (`PlattLinearSVC`)."""
-    return Pipeline([
-        ("flatten", FunctionTransformer(flatten)),
-        ("scale", StandardScaler()),
-        ("svm", PlattLinearSVC(C=C, class_weight=class_weight,
-                               calibration_folds=calibration_folds, random_state=seed)),
-    ])
+    return on_pixels("svm", PlattLinearSVC(C=C, class_weight=class_weight,
+                                           calibration_folds=calibration_folds,
+                                           random_state=seed))
 
 
 COMMON = {
