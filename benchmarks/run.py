@@ -253,8 +253,8 @@ def _project_one_fold(manifest: Path, name: str, size: int, jobs: int) -> None:
 
     from microexpr.data.manifest import read_manifest
     from microexpr.evaluation.protocols import make_folds
-    from microexpr.models.factory import make_classifier
     from microexpr.representations import resize_inputs
+    from microexpr.training.estimators import make_classifier
 
     data = read_manifest(manifest, channels="u,v,strain")
     x = resize_inputs(data.inputs, size)

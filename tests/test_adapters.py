@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from microexpr.data.adapters import ADAPTERS, list_adapters, load_dataset
-from microexpr.data.annotations import find_annotation, make_clip, read_annotation
+from microexpr.data.annotations import find_annotation, read_annotation
+from microexpr.data.clip_rows import make_clip
 from microexpr.data.clips import CLIP_COLUMNS, Dataset
 from microexpr.data.frames import IMAGE_SUFFIXES, find_child, frame_number, list_frames
 from microexpr.errors import ConfigError, DatasetError

@@ -19,7 +19,7 @@ from microexpr.features import (
     region_flow_features,
 )
 from microexpr.models import get_model_spec
-from microexpr.models.factory import load_model, make_classifier
+from microexpr.training.estimators import load_model, make_classifier
 
 CLASSES = ("negative", "positive", "surprise")
 

@@ -22,6 +22,7 @@ CASES = {
     "apex_frame": {"size": 16, "color": True},
     "frame_clip": {"size": 16, "length": 3},
     "dynamic_images": {"size": 16, "segments": 2, "color": True},
+    "dssi": {"size": 16, "segments": 2, "align": False},
     "landmarks": {"backend": "mediapipe", "length": 2, "size": 64},
     "face_regions": {"backend": "mediapipe", "size": 64},
     "region_flow": {"method": "dis", "compute_size": 64, "bins": 4, "regions": ["mouth", "chin"]},
@@ -32,6 +33,7 @@ EXPECTED = {
     "apex_frame": ("r", "g", "b"),
     "frame_clip": ("gray",),
     "dynamic_images": ("r", "g", "b"),
+    "dssi": ("gray",),
     "landmarks": ("x", "y"),
     "face_regions": ("x", "y", "width", "height"),
 }

@@ -11,9 +11,9 @@ import microexpr
 from microexpr.errors import ConfigError, InputShapeError
 from microexpr.models import count_parameters, get_model_spec
 from microexpr.models.dual_stream import DualStreamNet
-from microexpr.models.factory import load_model, make_classifier
 from microexpr.models.off_apexnet import OFFApexNet
 from microexpr.representations import compute_representation
+from microexpr.training.estimators import load_model, make_classifier
 
 FAST_FLOW = {"method": "dis", "compute_size": 64}
 MODELS = ("off_apexnet", "dual_stream")
@@ -100,7 +100,7 @@ def test_input_validation_is_clear(model, channels, size):
         classifier.fit(np.zeros((4, size, size), np.float32), labels)
     spec = get_model_spec(model)
     assert spec.channels == channels and spec.default_input == (size, size, channels)
-    assert spec.train.augment_flip and spec.train.flip_negate == ("u",)
+    assert spec.train["augment_flip"] and spec.train["flip_negate"] == ("u",)
 
 
 def test_parameter_counts():

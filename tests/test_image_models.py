@@ -9,11 +9,11 @@ import torch
 import microexpr
 from microexpr.errors import ConfigError, InputShapeError
 from microexpr.models import count_parameters, get_model_spec, list_models
-from microexpr.models.classifier import TorchClassifier
 from microexpr.models.deep_emotion import DeepEmotion
-from microexpr.models.factory import load_model
 from microexpr.models.micro_attention import MicroAttentionResNet, attention_maps_for
 from microexpr.representations import compute_representation
+from microexpr.training.estimators import load_model
+from microexpr.training.torch_classifier import TorchClassifier
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import torch
 
 from microexpr.errors import ConfigError, InputShapeError
 from microexpr.models import MODELS, get_model_spec, list_models
-from microexpr.models.classifier import TorchClassifier, split_subjects
 from microexpr.models.ststnet import STSTNet
 from microexpr.training.loop import TrainConfig, class_weights
+from microexpr.training.torch_classifier import TorchClassifier, split_subjects
 
 
 def planted(n=150, size=28, seed=0):
@@ -128,7 +128,7 @@ def logistic_spec(monkeypatch):
 
 
 def test_sklearn_models_share_the_classifier_api(logistic_spec, tmp_path):
-    from microexpr.models.factory import load_model, make_classifier
+    from microexpr.training.estimators import load_model, make_classifier
 
     x, y = planted(90)
     model = make_classifier("test_logistic", ["neg", "pos", "sur"], params={"C": 0.5})
@@ -208,7 +208,7 @@ def test_models_take_the_channels_their_representation_gives():
     for name, channels in named.items():
         spec = MODELS[name]
         assert channel_names(spec.representation, spec.representation_config) == channels
-    assert MODELS["dual_stream"].train.flip_negate == ("u",)  # index 1 of apex_flow
+    assert MODELS["dual_stream"].train["flip_negate"] == ("u",)  # index 1 of apex_flow
 
 
 def test_too_small_inputs_name_the_input_size_flag():

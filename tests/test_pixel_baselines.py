@@ -7,7 +7,7 @@ import pytest
 import microexpr
 from microexpr.errors import ConfigError, InputShapeError
 from microexpr.models import get_model_spec, list_models
-from microexpr.models.factory import load_model, make_classifier
+from microexpr.training.estimators import load_model, make_classifier
 
 PIXEL_MODELS = ("logreg", "linear_svm")
 CLASSES = ("neg", "pos", "sur")

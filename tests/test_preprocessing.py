@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import microexpr
+from microexpr.data.images import read_image
 from microexpr.errors import DatasetError
 from microexpr.preprocess.align import AlignConfig, canonical_eyes
 from microexpr.preprocess.faces import get_face_backend
-from microexpr.preprocess.frames_io import read_image
 from microexpr.representations import prepare_representation
 from microexpr.representations.landmarks import region_names
 

@@ -12,6 +12,7 @@ import pytest
 
 import microexpr
 from microexpr.errors import ConfigError, InputShapeError
+from microexpr.evaluation import inputs as evaluation_inputs
 from microexpr.evaluation import runner
 from microexpr.evaluation.report import load_results
 
@@ -101,7 +102,7 @@ def test_bad_options_fail_before_any_work(composite, tmp_path, monkeypatch):
     def no_work(*args, **kwargs):
         raise AssertionError("work started before the options were checked")
 
-    monkeypatch.setattr(runner, "_clips_of", no_work)
+    monkeypatch.setattr(runner, "clips_of", no_work)
     out = tmp_path / "res"
     cases = [({"params": {"dropout": "abc"}}, "dropout"),
              ({"params": {"dropout": 2}}, "dropout"),
@@ -122,7 +123,7 @@ def test_representation_options_are_checked_before_any_work(tmp_path, monkeypatc
     from trees import make_casme2
 
     data = microexpr.load_dataset("casme2", make_casme2(tmp_path), labels="casme2_5")
-    monkeypatch.setattr(runner, "prepare_representation",
+    monkeypatch.setattr(evaluation_inputs, "prepare_representation",
                         lambda *a, **k: pytest.fail("the representation was computed"))
     with pytest.raises(ConfigError, match="nope"):
         microexpr.evaluate(data, "ststnet", representation={"nope": 1}, write=False,
@@ -132,7 +133,7 @@ def test_representation_options_are_checked_before_any_work(tmp_path, monkeypatc
 
 
 def test_out_is_checked_before_any_work(composite, tmp_path, monkeypatch):
-    monkeypatch.setattr(runner, "_clips_of", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr(runner, "clips_of", lambda *a, **k: pytest.fail("work started"))
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
     with pytest.raises(ConfigError, match="is a file"):

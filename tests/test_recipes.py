@@ -4,8 +4,8 @@ import pytest
 
 from microexpr.errors import ConfigError
 from microexpr.models import MODELS, ModelSpec, get_model_spec, list_models
-from microexpr.models.classifier import make_train_config
 from microexpr.training.loop import TrainConfig
+from microexpr.training.recipes import check_recipes, make_train_config
 
 
 def test_ststnet_paper_recipe_is_the_authors_settings():
@@ -61,8 +61,27 @@ def recipe_spec(recipes, kind="torch"):
 
 
 @pytest.mark.parametrize(("recipes", "problem"), [
-    ({"paper": {"train": {"epoch": 3}, "note": "a"}}, "unknown training options"),
+    ({"paper": {"train": {"epoch": 3}, "note": "a"}}, "unknown training option"),
     ({"paper": {"train": {"lr": "fast"}, "note": "a"}}, "lr='fast'"),
+    ({"paper": {"train": {"loss_weights.deviation": 1}, "note": "a"}}, "does not have"),
+])
+def test_the_training_stage_refuses_a_bad_recipe(recipes, problem):
+    """Recipes are plain data in the models stage; the training stage validates them."""
+    spec = recipe_spec(recipes)
+    with pytest.raises(ConfigError, match=problem):
+        check_recipes(spec)
+    with pytest.raises(ConfigError, match=problem):
+        make_train_config(spec, spec.recipe("paper")[0])
+
+
+def test_every_registered_recipe_is_valid_training_data():
+    names = list_models()["name"]  # loads the registry
+    assert len(names) == len(MODELS) >= 10
+    for spec in MODELS.values():
+        check_recipes(spec)  # raises on a registry bug
+
+
+@pytest.mark.parametrize(("recipes", "problem"), [
     ({"paper": {"params": {"dropout": 1.5}, "note": "a"}}, "dropout=1.5"),
     ({"paper": {"params": {"depth": 2}, "note": "a"}}, "unknown parameter"),
     ({"paper": {"train": {"epochs": 5}}}, "note"),

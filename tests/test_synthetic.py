@@ -12,9 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from microexpr.data.synth.aus import ACTION_UNITS, EMOTION_AUS, OTHERS_POOL
-from microexpr.data.synth.clip import Timeline, intensity_profile
-from microexpr.data.synthetic import (
+from microexpr.errors import ConfigError
+from microexpr.synth import (
     ANNOTATION_FILE,
     GENERATOR_VERSION,
     METADATA_FILE,
@@ -22,7 +21,8 @@ from microexpr.data.synthetic import (
     SynthConfig,
     synthesize,
 )
-from microexpr.errors import ConfigError
+from microexpr.synth.aus import ACTION_UNITS, EMOTION_AUS, OTHERS_POOL
+from microexpr.synth.clip import Timeline, intensity_profile
 
 XLSX_COLUMNS = [
     "Subject",
@@ -412,7 +412,7 @@ def test_face_box_is_in_the_frame_off_centre_and_sized(frame_db):
 
 
 def test_face_is_composited_onto_the_background(frame_db):
-    from microexpr.data.synthetic import _make_look
+    from microexpr.synth.generator import _make_look
 
     meta = _meta(frame_db)
     cfg = SynthConfig(**FULL)

@@ -12,10 +12,10 @@ import torch
 from torch import nn
 
 from microexpr.errors import ConfigError, InputShapeError
-from microexpr.models.classifier import TorchClassifier
 from microexpr.training import loop
 from microexpr.training.augment import augment_batch, random_shift, resolve_flip_indices
 from microexpr.training.loop import TrainConfig, balanced_order, lr_factor, train
+from microexpr.training.torch_classifier import TorchClassifier
 
 
 def generator(seed=0):

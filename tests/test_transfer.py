@@ -9,11 +9,12 @@ import torch
 
 import microexpr
 from microexpr.data.image_folder import read_image_folder
-from microexpr.data.macro import write_macro_images
 from microexpr.errors import ConfigError, DatasetError
-from microexpr.models.classifier import TorchClassifier
 from microexpr.representations import compute_representation
-from microexpr.training.transfer import InitSpec, check_init, init_from, pretrain
+from microexpr.synth.macro import write_macro_images
+from microexpr.training.pretrain import pretrain
+from microexpr.training.torch_classifier import TorchClassifier
+from microexpr.training.transfer import InitSpec, check_init, init_from
 
 NARROW = {"widths": (8, 16, 32, 64)}  # micro_attention at 1/8 width: same code, fast on a CPU
 

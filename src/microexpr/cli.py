@@ -189,7 +189,7 @@ def synth(
         help="Whole 640x480 frames (face off-centre on a background, raw layout).")] = False,
 ) -> None:
     """Write a synthetic micro-expression database in the CASME II layout."""
-    from microexpr.data.synthetic import synthesize
+    from microexpr.synth import synthesize
 
     path = synthesize(out_dir, subjects=subjects, clips_per_class=clips_per_class, seed=seed,
                       size=size, amplitude=amplitude, full_frame=full_frame,
@@ -584,7 +584,7 @@ def pretrain(
     = None,
 ) -> None:
     """Pretrain a model on an image folder (e.g. macro-expressions) for `evaluate --init`."""
-    from microexpr.training.transfer import pretrain as run
+    from microexpr.training.pretrain import pretrain as run
 
     path = run(model, images, size=size, epochs=epochs, seed=seed, out=out, device=device,
                init=init, params=_key_values(param, "--param") or None,
@@ -605,7 +605,7 @@ def macro_images(
     neutral: Annotated[bool, typer.Option(help="Add a neutral class.")] = False,
 ) -> None:
     """Write synthetic macro-expression images (class/image folders) for pretraining."""
-    from microexpr.data.macro import write_macro_images
+    from microexpr.synth.macro import write_macro_images
 
     path = write_macro_images(out_dir, subjects=subjects, images_per_class=images_per_class,
                               size=size, seed=seed, amplitude=amplitude, neutral=neutral)

@@ -18,7 +18,7 @@ def run_demo(out: str | Path = "demo-output", *, subjects: int = 12, clips_per_c
     run of the demo).
     """
     from microexpr.data.adapters import load_dataset
-    from microexpr.data.synthetic import synthesize
+    from microexpr.synth import synthesize
 
     out = Path(out)
     # synthesize() returns at once when the folder already holds this database

@@ -1,12 +1,15 @@
-"""The clips table (one row per labelled clip), per-clip problems and the Dataset holding both."""
+"""The clips table (one row per labelled clip) and the Dataset holding it with its problems
+(`microexpr.data.problems`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
+from microexpr.data.labels import label_clips
+from microexpr.data.problems import ERROR, INFO, WARNING, problems_frame
 from microexpr.errors import DatasetError
 
 # Columns every clips table has, in this order. `frames` holds the frame files of the clip in
@@ -33,50 +36,6 @@ SOURCE_COLUMNS: tuple[str, ...] = (
     "source_file",  # annotation file (or clip folder) listing the clip
     "source_row",  # its spreadsheet row number, <NA> when it has none
 )
-
-PROBLEM_COLUMNS: tuple[str, ...] = (
-    "dataset",
-    "clip",
-    "severity",  # "error": unusable, excluded; "warning": kept; "info": left out on purpose
-    "file",
-    "row",  # spreadsheet row number (1-based, as shown by a spreadsheet program) or None
-    "message",
-)
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with one clip (or with the whole database when `clip` is empty)."""
-
-    dataset: str
-    clip: str
-    severity: str
-    message: str
-    file: str = ""
-    row: int | None = None
-
-    def __str__(self) -> str:
-        where = self.file + (f", row {self.row}" if self.row is not None else "")
-        prefix = f"{self.dataset}/{self.clip}" if self.clip else self.dataset
-        return f"[{self.severity}] {prefix}: {self.message}" + (f" ({where})" if where else "")
-
-
-def problems_frame(problems: Iterable[Problem]) -> pd.DataFrame:
-    """Problems as a DataFrame with PROBLEM_COLUMNS."""
-    rows = [
-        {
-            "dataset": p.dataset,
-            "clip": p.clip,
-            "severity": p.severity,
-            "file": p.file,
-            "row": p.row,
-            "message": p.message,
-        }
-        for p in problems
-    ]
-    frame = pd.DataFrame(rows, columns=list(PROBLEM_COLUMNS))
-    frame["row"] = frame["row"].astype("Int64")
-    return frame
 
 
 def clips_frame(rows: Sequence[dict]) -> pd.DataFrame:
@@ -124,13 +83,13 @@ class Dataset:
     @property
     def n_unusable(self) -> int:
         """Clips left out because they cannot be used (an error in `problems`)."""
-        return len(self._excluded("error"))
+        return len(self._excluded(ERROR))
 
     @property
     def n_left_out(self) -> int:
         """Clips left out on purpose (an info problem: blank or unknown emotion, not in the
         label scheme, excluded by protocol)."""
-        return len(self._excluded("info"))
+        return len(self._excluded(INFO))
 
     @property
     def n_excluded(self) -> int:
@@ -156,14 +115,15 @@ class Dataset:
 
     def with_labels(self, scheme: str) -> Dataset:
         """A copy with a `label` column from the named label scheme (see `label_schemes`)."""
-        from microexpr.data.labels import apply_scheme
-
-        return apply_scheme(self, scheme)
+        labelled = label_clips(self.clips, scheme, self.annotation_file)
+        problems = pd.concat([self.problems, labelled.problems], ignore_index=True)
+        return replace(self, clips=labelled.clips, classes=labelled.classes, scheme=scheme,
+                       problems=problems)
 
     def summary(self) -> str:
         """A few lines: clips, subjects, excluded clips and problems."""
-        n_err = int((self.problems["severity"] == "error").sum())
-        n_warn = int((self.problems["severity"] == "warning").sum())
+        n_err = int((self.problems["severity"] == ERROR).sum())
+        n_warn = int((self.problems["severity"] == WARNING).sum())
         unusable, left_out = self.n_unusable, self.n_left_out
         parts = ([f"{unusable} unusable"] if unusable else []) + (
             [f"{left_out} left out: blank or unknown emotion / not in the label scheme"]

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from microexpr.data.images import read_image as read_file
+from microexpr.data.images import resize
 from microexpr.errors import ConfigError, DatasetError
-from microexpr.preprocess.frames_io import read_image as read_file
-from microexpr.preprocess.frames_io import resize
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp")
 

@@ -1,15 +1,19 @@
-"""Label schemes: named mappings from annotated emotions to classes (composite, 5-class, ...)."""
+"""Label schemes: named mappings from annotated emotions to classes (composite, 5-class, ...).
+
+Schemes work on a clips table (a DataFrame), not on a Dataset, so that `Dataset.with_labels`
+can use them without this module importing `microexpr.data.clips`."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from microexpr.data.annotations import is_missing
-from microexpr.data.clips import Dataset, Problem, problems_frame
+from microexpr.data.cells import is_missing
+from microexpr.data.problems import INFO, Problem, problems_frame
 from microexpr.errors import LabelSchemeError
 
 _NEGATIVE_SAMM = ("anger", "contempt", "disgust", "fear", "sadness")
@@ -133,20 +137,20 @@ def get_scheme(name: str) -> LabelScheme:
     )
 
 
-def _source(dataset: Dataset, clip: pd.Series) -> tuple[str, int | None]:
+def _source(clip: pd.Series, annotation_file: str) -> tuple[str, int | None]:
     """(file, row) where a clip is listed, for problems that point at it."""
-    file = str(clip.get("source_file", "") or "") or dataset.annotation_file
+    file = str(clip.get("source_file", "") or "") or annotation_file
     row = clip.get("source_row")
     return file, (None if row is None or pd.isna(row) else int(row))
 
 
-def _left_out(dataset: Dataset, clips: pd.DataFrame, messages: list[str]) -> list[Problem]:
+def _left_out(clips: pd.DataFrame, messages: list[str], annotation_file: str) -> list[Problem]:
     """One info problem per clip a scheme leaves out, naming the clip, file and row."""
     problems = []
     for (_, clip), message in zip(clips.iterrows(), messages, strict=True):
-        file, row = _source(dataset, clip)
+        file, row = _source(clip, annotation_file)
         problems.append(Problem(dataset=str(clip["dataset"]), clip=str(clip["clip"]),
-                                severity="info", message=message, file=file, row=row))
+                                severity=INFO, message=message, file=file, row=row))
     return problems
 
 
@@ -162,13 +166,22 @@ def _why_dropped(name: str, scheme: LabelScheme | None, emotion: str, by_protoco
             f"of its classes{classes}")
 
 
-def apply_scheme(dataset: Dataset, name: str) -> Dataset:
-    """Label `dataset` with scheme `name`: adds `label`, drops and reports unmapped clips.
+class LabelledClips(NamedTuple):
+    """What a label scheme makes of a clips table (see `label_clips`)."""
+
+    clips: pd.DataFrame  # the kept clips, with a `label` column, index 0..n-1
+    classes: tuple[str, ...]  # class names in order
+    problems: pd.DataFrame  # one info problem per clip left out (PROBLEM_COLUMNS)
+
+
+def label_clips(clips: pd.DataFrame, name: str, annotation_file: str = "") -> LabelledClips:
+    """Label a clips table with scheme `name`: adds `label`, drops and reports unmapped clips.
 
     Each clip left out (blank emotion, an emotion the scheme drops, a protocol exclusion) gets
-    an info problem naming the clip and its annotation row, so `Dataset.summary()` counts it.
+    an info problem naming the clip and its annotation row (`annotation_file` when the row has
+    no `source_file`), so `Dataset.summary()` counts it. `Dataset.with_labels` is the usual
+    way to call it.
     """
-    clips = dataset.clips
     emotions = clips["emotion"].fillna("").astype(str)
     if name == EMOTION_SCHEME:
         scheme = None
@@ -194,8 +207,5 @@ def apply_scheme(dataset: Dataset, name: str) -> Dataset:
     labelled = clips[keep].assign(label=[lab for lab, k in zip(labels, keep, strict=True) if k])
     classes = (tuple(sorted(set(labelled["label"]))) if scheme is None
                else scheme.classes)
-    all_problems = pd.concat([dataset.problems,
-                              problems_frame(_left_out(dataset, dropped, messages))],
-                             ignore_index=True)
-    return replace(dataset, clips=labelled.reset_index(drop=True), classes=classes,
-                   scheme=name, problems=all_problems)
+    return LabelledClips(clips=labelled.reset_index(drop=True), classes=classes,
+                         problems=problems_frame(_left_out(dropped, messages, annotation_file)))

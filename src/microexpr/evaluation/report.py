@@ -57,9 +57,13 @@ def plot_confusion(matrix: np.ndarray, classes: list[str], path: Path, title: st
 
 
 def write_results(out: Path, config: dict, predictions: pd.DataFrame, metrics: dict,
-                  problems: pd.DataFrame | None = None) -> Path:
-    """Write a results directory so that every number can be recomputed from its files."""
+                  problems: pd.DataFrame | None = None, history: pd.DataFrame | None = None
+                  ) -> Path:
+    """Write a results directory so that every number can be recomputed from its files;
+    `history` (per fold and epoch: losses and loss terms) goes to history.csv."""
     out.mkdir(parents=True, exist_ok=True)
+    if history is not None and len(history):
+        history.to_csv(out / "history.csv", index=False)
     (out / "config.yaml").write_text(yaml.safe_dump(_clean(config), sort_keys=False))
     predictions.to_csv(out / "predictions.csv", index=False)
     (out / "metrics.json").write_text(json.dumps(_clean(metrics), indent=2) + "\n")

@@ -1,4 +1,4 @@
-"""`evaluate`: validate everything -> representation -> channels and size -> folds, each
+"""`evaluate`: validate everything -> inputs (`microexpr.evaluation.inputs`) -> folds, each
 trained and predicted (and written) as it finishes -> metrics -> results folder."""
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from microexpr.data.clips import Dataset, Problem, problems_frame
-from microexpr.data.manifest import Manifest, read_manifest
+from microexpr.data.clips import Dataset
+from microexpr.data.manifest import Manifest
+from microexpr.data.problems import problems_frame
 from microexpr.errors import ConfigError, MicroexprError
+from microexpr.evaluation.inputs import PARALLEL_MIN_CLIPS, clips_of, prepare_inputs
 from microexpr.evaluation.metrics import PROBABILITY_PREFIX, compute_metrics, metrics_table
 from microexpr.evaluation.protocols import Fold, check_protocol, make_folds
 from microexpr.evaluation.report import write_results
@@ -24,10 +26,7 @@ from microexpr.evaluation.rundir import RunDir, check_out, fingerprint, open_run
 from microexpr.parallel import Interrupted, make_executor
 from microexpr.preprocess.cache import array_digest
 from microexpr.progress import track
-from microexpr.representations import make_config, prepare_representation, resize_inputs
-
-# Below this many clips a run stays in this process: starting workers costs more than it saves.
-PARALLEL_MIN_CLIPS = 200
+from microexpr.representations import make_config
 
 
 @dataclass
@@ -113,7 +112,7 @@ def _fit_predict(shared: _Shared, train: np.ndarray, test: np.ndarray, seed: int
                  params: dict, train_options: dict | None, save_as: Path | None = None
                  ) -> tuple[np.ndarray, dict]:
     """Train one model on `train` and return its probabilities on `test` and a few facts."""
-    from microexpr.models.factory import make_classifier
+    from microexpr.training.estimators import make_classifier
 
     train_config = None
     if shared.train_config is not None:
@@ -131,6 +130,9 @@ def _fit_predict(shared: _Shared, train: np.ndarray, test: np.ndarray, seed: int
     if history is not None and history.train_loss:
         info |= {"epochs_run": len(history.train_loss), "best_epoch": history.best_epoch,
                  "final_train_loss": history.train_loss[-1]}
+        if history.terms:
+            info["final_loss_terms"] = {k: v[-1] for k, v in history.terms.items()}
+        info["history"] = history.rows()
     if getattr(classifier, "transfer", None) is not None:
         info["transferred_tensors"] = len(classifier.transfer.loaded)
     return classifier.predict_proba(shared.inputs[test]), info
@@ -167,6 +169,7 @@ def _run_fold(shared: _Shared, fold: Fold) -> tuple[np.ndarray, dict]:
         if member == 0:
             info |= member_info
         else:
+            member_info.pop("history", None)
             info["fit_seconds"] = round(info["fit_seconds"] + member_info["fit_seconds"], 3)
     return np.mean(probabilities, axis=0, dtype=np.float64), info
 
@@ -174,55 +177,6 @@ def _run_fold(shared: _Shared, fold: Fold) -> tuple[np.ndarray, dict]:
 def _default_out(name: str, model: str, protocol: str) -> Path:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("microexpr-results") / f"{name}_{model}_{protocol}_{stamp}"
-
-
-@dataclass
-class _Inputs:
-    clips: pd.DataFrame
-    classes: tuple[str, ...]
-    info: dict
-    inputs: np.ndarray | None
-    problems: pd.DataFrame | None
-    channels: tuple[str, ...] | None = None
-    warnings: list[str] = field(default_factory=list)
-
-
-def _clips_of(data: Dataset | Manifest | pd.DataFrame | str | Path, labels: str | None,
-              channels: str | tuple[str, ...] | None) -> _Inputs:
-    """The clips with labels, classes, a description, precomputed inputs (or None)."""
-    if isinstance(data, str | Path):
-        if not str(data).lower().endswith(".csv"):
-            raise ConfigError(f"{data}: pass a Dataset (microexpr.load_dataset) or a manifest "
-                              f".csv path")
-        data = read_manifest(data, channels=channels, labels=labels)
-    elif isinstance(data, Manifest) and (channels is not None or labels is not None):
-        data = read_manifest(data.path, channels=channels, labels=labels)
-    if isinstance(data, Manifest):
-        info = {"kind": "manifest", "name": data.name, "path": str(data.path),
-                "channels": list(data.channels) if data.channels else None,
-                "labels": data.scheme or None}
-        return _Inputs(data.clips, data.classes, info, data.inputs, None, data.channels,
-                       list(data.warnings))
-    if channels is not None:
-        raise ConfigError("channels= (--channels) names the channels of a manifest's files; "
-                          "a representation names its own channels")
-    if isinstance(data, Dataset):
-        if labels is not None or "label" not in data.clips.columns:
-            if labels is None:
-                raise ConfigError(f"dataset {data.name} has no labels: pass labels=SCHEME (see "
-                                  f"microexpr.label_schemes())")
-            data = data.with_labels(labels)
-        info = {"kind": "dataset", "name": data.name, "root": data.root,
-                "annotation_file": data.annotation_file, "labels": data.scheme,
-                "class_counts": data.class_counts().to_dict()}
-        return _Inputs(data.clips, data.classes, info, None, data.problems)
-    if isinstance(data, pd.DataFrame):
-        if "label" not in data.columns:
-            raise ConfigError("the clips table has no 'label' column: label it with a scheme")
-        classes = tuple(sorted(data["label"].astype(str).unique()))
-        return _Inputs(data, classes, {"kind": "clips", "name": "clips"}, None, None)
-    raise ConfigError(f"cannot evaluate a {type(data).__name__}: pass a Dataset, a Manifest, a "
-                      f"clips DataFrame or a manifest path")
 
 
 def resolve_jobs(jobs: int | None, n_folds: int, n_clips: int, device: str | None) -> int:
@@ -299,8 +253,8 @@ def evaluate(
     interrupted run with the same configuration.
     """
     from microexpr import __version__
-    from microexpr.models.classifier import make_train_config
     from microexpr.models.registry import get_model_spec
+    from microexpr.training.recipes import make_train_config
 
     # -- everything is validated before any work -----------------------------------------
     spec = get_model_spec(model)
@@ -345,29 +299,13 @@ def evaluate(
         check_out(out_dir, overwrite=overwrite, resume=resume)
 
     # -- inputs ------------------------------------------------------------------------------
-    given = _clips_of(data, labels, channels)
-    clips, classes, inputs, problems = given.clips, given.classes, given.inputs, given.problems
-    names = given.channels
-    if inputs is None:
-        prepare_jobs = jobs if jobs is not None else (
-            os.cpu_count() or 1 if len(clips) >= PARALLEL_MIN_CLIPS else 1)
-        report = prepare_representation(clips, rep_name, rep_config, cache_dir=cache_dir,
-                                        jobs=prepare_jobs, progress=progress)
-        inputs = report.stacked()
-        names = tuple(report.channels) or None
-        if len(report.failures):  # e.g. no face found: the clip is excluded and reported
-            clips = clips[report.ok].reset_index(drop=True)
-            failed = [Problem(dataset=str(f.dataset), clip=str(f.clip), severity="error",
-                              message=f"{rep_name} failed: {f.error}")
-                      for f in report.failures.itertuples(index=False)]
-            problems = pd.concat([problems, problems_frame(failed)], ignore_index=True)
-    inputs, names = spec.select_channels(inputs, names)
-    if input_size is not None and inputs.ndim >= 4:
-        inputs = resize_inputs(inputs, input_size)
-    spec.check_input(inputs.shape)
+    given = clips_of(data, labels, channels)
+    prepared = prepare_inputs(given, spec, rep_name, rep_config, input_size=input_size,
+                              cache_dir=cache_dir, jobs=jobs, progress=progress)
+    clips, classes, inputs = prepared.clips, given.classes, prepared.inputs
+    names, problems = prepared.channels, prepared.problems
     if spec.kind == "torch" and checked_params != dict(spec.params):
         spec.validate(params, input_shape=inputs.shape[1:], n_classes=len(classes))
-    _check_finite(inputs, clips)
     subjects = clips["subject"].astype(str).to_numpy()
     datasets = clips["dataset"].astype(str).to_numpy()
     folds = make_folds(protocol, subjects, datasets)
@@ -441,15 +379,26 @@ def evaluate(
         raise
     predictions = _predictions_table(clips, folds, probabilities, classes)
     metrics = compute_metrics(predictions, classes)
+    history = _history_table(folds, fold_info)
     config["folds"] = [{"index": f.index, "held_out": f.held_out, "n_train": len(f.train),
                         "n_test": len(f.test), **fold_info[f.index]} for f in folds]
     if run_dir is not None:
-        write_results(run_dir.partial, config, predictions, metrics, problems)
+        write_results(run_dir.partial, config, predictions, metrics, problems, history)
         out_dir = run_dir.finish()
     return EvaluationResult(predictions=predictions, metrics=metrics, config=config,
                             out_dir=out_dir if write else None,
                             problems=problems if problems is not None else problems_frame([]),
                             warnings=given.warnings)
+
+
+def _history_table(folds: list[Fold], fold_info: list[dict]) -> pd.DataFrame:
+    """Per fold and epoch: training loss, validation loss, every loss term (the first
+    ensemble member's); taken out of the fold facts, which keep only the final values."""
+    rows = []
+    for fold in folds:
+        for row in fold_info[fold.index].pop("history", None) or []:
+            rows.append({"fold": fold.index, **row})
+    return pd.DataFrame(rows)
 
 
 def _models_dir(save_models: bool, run_dir: RunDir | None, out: str | Path | None
@@ -471,7 +420,7 @@ def _data_name(data: Any) -> str:
 def _load_grid(tune: str | Path | dict, spec: Any, params: dict, train_config: Any):
     """The tuning grid, each point checked against the model before any work."""
     from microexpr.evaluation.tuning import load_grid, validate_grid
-    from microexpr.models.classifier import make_train_config
+    from microexpr.training.recipes import make_train_config
 
     grid = load_grid(tune)
 
@@ -485,16 +434,6 @@ def _load_grid(tune: str | Path | dict, spec: Any, params: dict, train_config: A
 
     validate_grid(grid.points, check, source=grid.source)
     return grid
-
-
-def _check_finite(inputs: np.ndarray, clips: pd.DataFrame) -> None:
-    bad = ~np.isfinite(inputs.reshape(len(inputs), -1)).all(axis=1)
-    if bad.any():
-        rows = clips[bad]
-        first = rows.iloc[0]
-        where = f", file {first['path']}" if "path" in rows.columns else ""
-        raise ConfigError(f"{int(bad.sum())} input(s) contain NaN or infinite values; first: "
-                          f"{first['dataset']} / {first['subject']} / {first['clip']}{where}")
 
 
 def _predictions_table(clips: pd.DataFrame, folds: list[Fold], probabilities: list,

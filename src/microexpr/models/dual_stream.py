@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 from microexpr.models.registry import ModelSpec, register_model
-from microexpr.training.loop import TrainConfig
 
 REFERENCE = ("Zhu & Chen, dual-stream temporal-domain interaction network for micro-expression "
              "recognition, 2019 (no public code; design documented in DualStreamNet)")
@@ -131,8 +130,8 @@ SPEC = register_model(ModelSpec(
     representation_config={"method": "tvl1", "compute_size": 128, "size": 48,
                            "channels": ("u", "v", "strain")},
     # Channel 0 is the apex image: flips negate the horizontal flow u (channel 1).
-    train=TrainConfig(epochs=40, batch_size=32, lr=1e-3, weight_decay=1e-4, augment_shift=2,
-                      augment_flip=True, flip_negate=("u",)),
+    train={"epochs": 40, "batch_size": 32, "lr": 1e-3, "weight_decay": 1e-4, "augment_shift": 2,
+           "augment_flip": True, "flip_negate": ("u",)},
     params={"widths": (16, 32, 64), "interaction": True, "pool": 3, "hidden": 128,
             "dropout": 0.5},
     default_input=(48, 48, 4),

@@ -12,7 +12,6 @@ from torch import nn
 
 from microexpr.errors import ConfigError
 from microexpr.models.registry import ModelSpec, register_model
-from microexpr.training.loop import TrainConfig
 
 WIDTHS = (64, 128, 256, 512)
 
@@ -150,7 +149,7 @@ def attention_maps_for(classifier, x: np.ndarray) -> list[np.ndarray]:
     module = classifier.module
     if not isinstance(module, MicroAttentionResNet):
         raise ConfigError("attention maps need a fitted micro_attention classifier")
-    inputs = torch.from_numpy(classifier._prepare(x)).to(classifier.device)
+    inputs = torch.from_numpy(classifier.network_inputs(x)).to(classifier.device)
     return [m.cpu().numpy() for m in module.attention_maps(inputs)]
 
 
@@ -168,7 +167,7 @@ SPEC = register_model(ModelSpec(
     representation_config={"size": 64, "color": False},
     # The paper's optimiser settings are not all given; Adam with a little weight decay
     # trains this network from scratch or from pretrained weights (`init=`) reliably.
-    train=TrainConfig(epochs=30, batch_size=32, lr=1e-3, weight_decay=1e-4),
+    train={"epochs": 30, "batch_size": 32, "lr": 1e-3, "weight_decay": 1e-4},
     params={"attention": True, "widths": WIDTHS, "dropout": 0.0},
     default_input=(64, 64, 1),
     min_size=32,

@@ -8,7 +8,6 @@ from torch import nn
 from microexpr.models.layers import Dropout
 from microexpr.models.params import integer, sequence
 from microexpr.models.registry import ModelSpec, register_model
-from microexpr.training.loop import TrainConfig
 
 REFERENCE = ("Gan, Liong, Yau, Huang, Tan, OFF-ApexNet on micro-expression recognition system, "
              "Signal Processing: Image Communication 74, 2019 (arXiv 1805.08699)")
@@ -95,8 +94,8 @@ SPEC = register_model(ModelSpec(
     representation_config={"method": "tvl1", "size": 28, "channels": ("u", "v")},
     # Our choices: Adam at 2e-4, batch 64, 40 epochs learns the synthetic data and keeps LOSO within
     # minutes on a CPU; shifts of 1 px and flips (negating u) as augmentation.
-    train=TrainConfig(epochs=40, batch_size=64, lr=2e-4, weight_decay=1e-4, augment_shift=1,
-                      augment_flip=True, flip_negate=("u",)),
+    train={"epochs": 40, "batch_size": 64, "lr": 2e-4, "weight_decay": 1e-4, "augment_shift": 1,
+           "augment_flip": True, "flip_negate": ("u",)},
     params={"widths": (6, 16), "kernel": 5, "hidden": (1024, 1024), "dropout": 0.5},
     param_rules={"widths": sequence(integer(1), 2)},
     default_input=(28, 28, 2),

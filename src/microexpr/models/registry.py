@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,6 @@ from torch import nn
 
 from microexpr.errors import ConfigError, InputShapeError
 from microexpr.models.params import check_value
-from microexpr.training.loop import TrainConfig
 
 MODEL_KINDS = ("torch", "sklearn")
 DEFAULT_RECIPE = "default"
@@ -36,8 +35,16 @@ class ModelSpec:
     (("u", "v", "strain") for STSTNet; None: any channels, any number); `channels` is their
     number (derived from `input_channels`; None: any). `param_rules` validate parameters
     that the generic rules of `microexpr.models.params` do not cover. `recipes` are named
-    settings: {"train": TrainConfig overrides, "params": model params, "note": their source};
-    "default" (the spec's own `train` and `params`) is implicit.
+    settings: {"train": training option overrides, "params": model params, "note": their
+    source}; "default" (the spec's own `train` and `params`) is implicit. `train` and the
+    recipes' "train" are plain data (option name -> value, as `microexpr.training.TrainConfig`
+    names them): the training stage validates them (`microexpr.training.recipes`), the
+    models stage never imports it.
+
+    `outputs` names what the network returns besides its logits ("features",
+    "segment_weights", ...): a network returns logits, or a mapping with "logits" and those.
+    The training objective is a training option like any other (`train["objective"]`, see
+    `microexpr.training.objectives`; cross-entropy when absent).
     """
 
     name: str
@@ -47,7 +54,7 @@ class ModelSpec:
     description: str
     kind: str = "torch"
     representation_config: Mapping[str, Any] = field(default_factory=dict)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: Mapping[str, Any] = field(default_factory=dict)
     params: Mapping[str, Any] = field(default_factory=dict)
     default_input: tuple[int, ...] = (28, 28, 3)
     min_size: int = 8
@@ -55,6 +62,7 @@ class ModelSpec:
     input_channels: tuple[str, ...] | None = None
     param_rules: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
     recipes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    outputs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
@@ -69,6 +77,9 @@ class ModelSpec:
                                  f"has {len(names)} names")
             object.__setattr__(self, "input_channels", names)
             object.__setattr__(self, "channels", len(names))
+        if not isinstance(self.train, Mapping):
+            raise ValueError(f"{self.name}: train must be a mapping of training options")
+        object.__setattr__(self, "outputs", tuple(self.outputs))
         unknown = sorted(set(self.param_rules) - set(self.params))
         if unknown:
             raise ValueError(f"{self.name}: param_rules for unknown params {unknown}")
@@ -86,14 +97,12 @@ class ModelSpec:
         if extra or not isinstance(recipe.get("note"), str) or not recipe["note"].strip():
             raise ValueError(f"{where}: needs keys train / params / note (a non-empty source "
                              f"note), got {sorted(recipe)}")
-        train = dict(recipe.get("train") or {})
+        train = recipe.get("train") or {}
+        if not isinstance(train, Mapping):
+            raise ValueError(f"{where}: train must be a mapping of training options")
         if train and self.kind != "torch":
             raise ValueError(f"{where}: a {self.kind} model takes no training options")
-        valid = {f.name for f in fields(TrainConfig)}
-        if set(train) - valid:
-            raise ValueError(f"{where}: unknown training options {sorted(set(train) - valid)}")
         try:
-            replace(self.train, **train)
             self.check_params(recipe.get("params") or {})
         except ConfigError as error:
             raise ValueError(f"{where}: {error}") from None
@@ -204,7 +213,8 @@ class ModelSpec:
                     module = self.build(shape, n_classes, **checked)
                     module.eval()
                     with torch.no_grad():
-                        module(torch.zeros((2, shape[-1], *shape[:-1])))
+                        out = module(torch.zeros((2, shape[-1], *shape[:-1])))
+                    self._check_outputs(out)
                 else:
                     self.build(shape, n_classes, seed=0, **checked)
         except (ConfigError, InputShapeError) as error:
@@ -216,9 +226,22 @@ class ModelSpec:
                 f"values (defaults: {dict(self.params)})") from None
         return checked
 
-    def build_module(self, input_shape: tuple[int, ...], n_classes: int, **params: Any) -> Any:
-        """Build the model (nn.Module or estimator) for per-sample `input_shape`."""
-        return self.build(tuple(input_shape), n_classes, **self.check_params(params))
+    def _check_outputs(self, out: Any) -> None:
+        """ValueError unless the network returns logits, or a mapping with "logits" and
+        every name in `outputs` (a registry bug, reported as a ConfigError by `validate`)."""
+        if isinstance(out, Mapping):
+            missing = [k for k in ("logits", *self.outputs) if k not in out]
+            if missing:
+                raise ValueError(f"the network returned {sorted(out)}, missing {missing}")
+        elif self.outputs:
+            raise ValueError(f"the network returned a {type(out).__name__}, not a mapping "
+                             f"with logits and {list(self.outputs)}")
+
+    def build_module(self, input_shape: Any, n_classes: int, **params: Any) -> Any:
+        """Build the model (nn.Module or estimator) for per-sample `input_shape` (a mapping
+        input name -> shape for a network with several named inputs)."""
+        shape = input_shape if isinstance(input_shape, Mapping) else tuple(input_shape)
+        return self.build(shape, n_classes, **self.check_params(params))
 
     # -- recipes --------------------------------------------------------------------------
     @property
@@ -304,7 +327,7 @@ def list_models() -> pd.DataFrame:
             "channels": (",".join(spec.input_channels) if spec.input_channels else
                          "any" if len(spec.default_input) >= 3 else "-"),
             "parameters": parameters,
-            "epochs": spec.train.epochs if spec.kind == "torch" else None,
+            "epochs": spec.train.get("epochs") if spec.kind == "torch" else None,
             "recipes": ", ".join(spec.recipe_names),
             "reference": spec.reference,
             "description": spec.description,

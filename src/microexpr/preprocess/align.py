@@ -47,9 +47,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from microexpr.data.images import read_image
 from microexpr.errors import ConfigError, FaceNotFoundError, InputShapeError
 from microexpr.preprocess.faces import FACE_BACKENDS, Face, FaceBackend, get_face_backend
-from microexpr.preprocess.frames_io import read_image
 
 POLICIES = ("largest", "track")
 FACE_PER_IOD = 2.4  # face square side, in inter-ocular distances

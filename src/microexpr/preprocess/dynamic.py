@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from microexpr.errors import ConfigError
+from microexpr.preprocess.temporal import sample_indices
 
 
 def rank_pooling_weights(n: int) -> np.ndarray:
@@ -74,6 +75,22 @@ def segment_dynamic_images(frames: np.ndarray, segments: int) -> np.ndarray:
     frames = _check_clip(frames, "segment_dynamic_images")
     bounds = segment_bounds(frames.shape[0], segments)
     return np.stack([dynamic_image(frames[start:stop]) for start, stop in bounds])
+
+
+def sparse_segment_indices(n_frames: int, segments: int, per_segment: int) -> list[np.ndarray]:
+    """Frame indices of a sparse sampling of each `segment_bounds` segment (SMA-STN's DSSI).
+
+    Segment k gets min(per_segment, its length) indices spread evenly over it, its first and
+    last frame included (`temporal.sample_indices`, no repeats), so a segment shorter than
+    `per_segment` uses all its frames. ConfigError unless per_segment >= 2 and every segment
+    has at least 2 frames. `segments=1` samples the whole clip (a global dynamic image).
+    """
+    per_segment = int(per_segment)
+    if per_segment < 2:
+        raise ConfigError(f"per_segment must be >= 2 frames (a dynamic image needs two), "
+                          f"got {per_segment}")
+    return [start + sample_indices(stop - start, min(per_segment, stop - start))
+            for start, stop in segment_bounds(n_frames, segments)]
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

@@ -8,9 +8,9 @@ from typing import Any
 
 import pandas as pd
 
+from microexpr.data.images import read_image
 from microexpr.errors import ConfigError, MicroexprError
 from microexpr.parallel import make_executor
-from microexpr.preprocess.frames_io import read_image
 from microexpr.progress import track
 from microexpr.representations.base import get_representation, make_config
 

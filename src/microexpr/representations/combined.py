@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from microexpr.preprocess.frames_io import resize
+from microexpr.data.images import resize
 from microexpr.representations.base import Representation, register_representation
 from microexpr.representations.flow import FlowConfig, flow_files, flow_maps, onset_and_apex
 from microexpr.representations.frames import Context

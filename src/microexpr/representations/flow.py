@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from microexpr.data.images import resize
 from microexpr.errors import ConfigError
 from microexpr.preprocess.flow import FLOW_METHODS, optical_flow, optical_strain
-from microexpr.preprocess.frames_io import resize
 from microexpr.representations.base import Representation, register_representation
 from microexpr.representations.frames import Context, clip_range, frame_file, load_frames
 

@@ -14,9 +14,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from microexpr.data.images import read_image, resize
 from microexpr.errors import DatasetError
 from microexpr.preprocess.cache import ArrayCache, cache_key
-from microexpr.preprocess.frames_io import read_image, resize
 
 
 @dataclass

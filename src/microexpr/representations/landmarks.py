@@ -9,8 +9,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from microexpr.data.images import read_image
 from microexpr.errors import ConfigError, FaceNotFoundError
-from microexpr.preprocess.frames_io import read_image
 from microexpr.representations.base import Representation, register_representation
 from microexpr.representations.frames import (
     Context,

@@ -1,18 +1,29 @@
 """The one training loop for every torch model: batches, optimiser, schedule, class balance,
-augmentation, early stopping."""
+augmentation, early stopping, objectives with named loss terms.
+
+A sample is a mapping of named arrays (`Samples`): one input ("input") or several named
+inputs ("apex", "flow", ...), the label, and optional auxiliary targets. Batches are taken
+from host (CPU) tensors at every step and moved to the device, so the whole dataset never has
+to fit on the device. A network with one input "input" is called as `model(x)`; one with
+several as `model(**inputs)`. It returns logits or a mapping with "logits" and what its
+objective needs (`microexpr.training.objectives`).
+"""
 
 from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from microexpr.errors import ConfigError
+from microexpr.errors import ConfigError, InputShapeError
 from microexpr.training.augment import augment_batch, check_flip_negate
+from microexpr.training.objectives import Objective, as_outputs, objective_weights
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "step")
@@ -37,6 +48,9 @@ class TrainConfig:
     the channels named in `flip_negate` (the horizontal flow, "u") of the mirrored ones;
     names absent from the input are not negated (`resolve_flip_indices`). Integers in
     `flip_negate` are read as channel indices, as older configs wrote them.
+    `objective` names the loss (`microexpr.training.objectives`: "cross_entropy",
+    "deviation_enhanced"); `loss_weights` overrides the weights of its terms by name
+    ({"deviation": 0.0} switches SMA-STN's DE-Loss off: an ablation).
 
     Every value is checked on construction (type, then range): a bad one raises a ConfigError
     naming the option, the value and what it must be. Integral floats (40.0) pass as ints
@@ -57,6 +71,8 @@ class TrainConfig:
     augment_shift: int = 0
     augment_flip: bool = False
     flip_negate: tuple[str, ...] | tuple[int, ...] = ("u",)
+    objective: str = "cross_entropy"
+    loss_weights: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         ints = {"epochs": 1, "batch_size": 1, "patience": 1, "augment_shift": 0,
@@ -83,6 +99,11 @@ class TrainConfig:
             raise _bad("warmup_epochs", self.warmup_epochs,
                        f"an integer in 0..epochs-1 ({self.epochs - 1})")
         self._set("flip_negate", _flip_negate_option(self.flip_negate))
+        if not isinstance(self.loss_weights, Mapping):
+            raise _bad("loss_weights", self.loss_weights,
+                       "a mapping of loss term -> weight, e.g. loss_weights.deviation=0.1")
+        objective_weights(self.objective, self.loss_weights)  # names and values checked
+        self._set("loss_weights", {str(k): float(v) for k, v in self.loss_weights.items()})
 
     def _set(self, name: str, value: object) -> None:
         object.__setattr__(self, name, value)
@@ -144,11 +165,81 @@ def _flip_negate_option(value: object) -> tuple[str, ...] | tuple[int, ...]:
 
 @dataclass
 class History:
-    """Per-epoch training loss (and validation loss with early stopping); the epoch kept."""
+    """Per epoch: the training loss, each named loss term (training batches), the validation
+    loss (with a validation split); and the epoch whose weights were kept."""
 
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     best_epoch: int = 0
+    terms: dict[str, list[float]] = field(default_factory=dict)
+
+    def rows(self) -> list[dict[str, float]]:
+        """One mapping per epoch: epoch (1-based), train_loss, val_loss (when there is a
+        validation split) and every loss term; the fold history as a table."""
+        out = []
+        for i, loss in enumerate(self.train_loss):
+            row = {"epoch": i + 1, "train_loss": loss}
+            if i < len(self.val_loss):
+                row["val_loss"] = self.val_loss[i]
+            row |= {name: values[i] for name, values in self.terms.items() if i < len(values)}
+            out.append(row)
+        return out
+
+
+Inputs = np.ndarray | Mapping[str, np.ndarray]
+
+
+class Samples:
+    """N samples held on the host: named inputs (channels first), labels and named auxiliary
+    targets. `batch(index, device)` gathers a batch and moves it to the device; image inputs
+    (N x C x H x W) are kept channels-last, which CPU convolution kernels run faster on."""
+
+    def __init__(self, inputs: Inputs, label: np.ndarray,
+                 targets: Mapping[str, np.ndarray] | None = None):
+        named = dict(inputs) if isinstance(inputs, Mapping) else {"input": inputs}
+        if not named:
+            raise ConfigError("a sample needs at least one input")
+        self.inputs = {k: as_batch_tensor(v, torch.device("cpu")) for k, v in named.items()}
+        self.label = torch.as_tensor(np.asarray(label), dtype=torch.long)
+        self.targets = {k: _target_tensor(v) for k, v in (targets or {}).items()}
+        clash = sorted(set(self.targets) & ({"label"} | set(self.inputs)))
+        if clash:
+            raise ConfigError(f"target name(s) {clash} clash with the inputs or 'label'")
+        sizes = {k: len(v) for k, v in {**self.inputs, **self.targets}.items()}
+        if any(n != len(self.label) for n in sizes.values()):
+            raise InputShapeError(f"{len(self.label)} labels but inputs / targets of lengths "
+                                  f"{sizes}")
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    @property
+    def single(self) -> bool:
+        """True when the network takes one positional input (named "input")."""
+        return list(self.inputs) == ["input"]
+
+    def batch(self, index: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
+        """{input names..., "label", target names...} for samples `index`, on `device`."""
+        out = {k: v[index].to(device, non_blocking=True) for k, v in self.inputs.items()}
+        out["label"] = self.label[index].to(device, non_blocking=True)
+        out |= {k: v[index].to(device, non_blocking=True) for k, v in self.targets.items()}
+        return out
+
+
+def _target_tensor(values: np.ndarray) -> torch.Tensor:
+    """Float targets as float32, integer targets as int64 (class indices)."""
+    array = np.asarray(values)
+    if np.issubdtype(array.dtype, np.floating):
+        return torch.as_tensor(array, dtype=torch.float32)
+    return torch.as_tensor(array, dtype=torch.long)
+
+
+def forward(model: nn.Module, batch: Mapping[str, torch.Tensor], inputs: list[str]
+            ) -> Mapping[str, torch.Tensor]:
+    """The network's outputs (a mapping with "logits") on the inputs of `batch`."""
+    if inputs == ["input"]:
+        return as_outputs(model(batch["input"]))
+    return as_outputs(model(**{k: batch[k] for k in inputs}))
 
 
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -196,85 +287,129 @@ def class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def evaluate_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                  loss_fn: nn.Module, batch_size: int) -> float:
+def evaluate_loss(model: nn.Module, samples: Samples, objective: Objective, batch_size: int,
+                  device: torch.device) -> float:
+    """The objective's mean total loss over `samples` in eval mode (no augmentation)."""
     model.eval()
     total = 0.0
-    for start in range(0, len(x), batch_size):
-        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-        total += float(loss_fn(model(xb), yb)) * len(xb)
-    return total / max(1, len(x))
+    names = list(samples.inputs)
+    for start in range(0, len(samples), batch_size):
+        index = torch.arange(start, min(start + batch_size, len(samples)))
+        batch = samples.batch(index, device)
+        loss, _ = objective(forward(model, batch, names), batch)
+        total += float(loss) * len(index)
+    return total / max(1, len(samples))
+
+
+def _augment(batch: dict[str, torch.Tensor], names: list[str], config: TrainConfig,
+             negate: Mapping[str, Any], centers: Mapping[str, Any],
+             generator: torch.Generator) -> None:
+    """Augment every image input of `batch` in place, all with the same random draws (a
+    sample's inputs stay registered with each other); a flip negates channels `negate[name]`
+    of input `name` about `centers[name]`."""
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator)) if len(names) > 1 else 0
+    for name in names:
+        draws = generator if len(names) == 1 else torch.Generator().manual_seed(seed)
+        batch[name] = augment_batch(batch[name], shift=config.augment_shift,
+                                    flip=config.augment_flip,
+                                    flip_negate=tuple(negate.get(name, ())),
+                                    negate_about=centers.get(name), generator=draws)
 
 
 def train(
     model: nn.Module,
-    x: np.ndarray,
+    x: Inputs,
     y: np.ndarray,
     config: TrainConfig,
     *,
     n_classes: int,
     device: torch.device,
     generator: torch.Generator,
-    validation: tuple[np.ndarray, np.ndarray] | None = None,
-    flip_center: np.ndarray | None = None,
+    validation: tuple[Any, ...] | None = None,
+    flip_center: np.ndarray | Mapping[str, np.ndarray] | None = None,
+    targets: Mapping[str, np.ndarray] | None = None,
+    flip_negate: Mapping[str, tuple[int, ...]] | None = None,
 ) -> History:
-    """Train `model` on x (N x C x H x W or N x C x T x H x W float32), y (N ints); returns
-    the loss history.
+    """Train `model` on x and labels y (N ints); returns the loss history.
 
-    With `validation` (only ever a split of the training subjects) and early stopping, the
-    weights of the epoch with the lowest validation loss are restored at the end. Training
-    batches are augmented as the config says; validation batches never are. `flip_center`
-    (one value per channel) is where raw zero lies in x's units, so that flipped channels are
-    negated exactly: -mean / std for inputs standardised as (raw - mean) / std; None: 0.
+    x is one array (N x C x H x W or N x C x T x H x W float32, channels first) or a mapping
+    of named input arrays; `targets` are named auxiliary targets (N x ...) the objective
+    reads from the batch. With `validation` ((x, y) or (x, y, targets), only ever a split of
+    the training subjects) and early stopping, the weights of the epoch with the lowest
+    validation loss are restored at the end. Training batches are augmented as the config
+    says (every image input of a sample with the same transformation); validation batches
+    never are. `flip_center` (one value per channel, or a mapping input name -> values) is
+    where raw zero lies in x's units, so that flipped channels are negated exactly: -mean /
+    std for inputs standardised as (raw - mean) / std; None: 0. A flip negates the channel
+    indices `config.flip_negate` of a single input; with several inputs, `flip_negate` maps
+    each input's name to its own indices (inputs not named: nothing negated).
     """
     if config.early_stopping and validation is None:
         raise ConfigError("early stopping needs a validation split of the training subjects")
+    samples = Samples(x, y, targets)
+    names = list(samples.inputs)
     augmenting = config.augment_shift > 0 or config.augment_flip
-    if augmenting and np.ndim(x) not in (4, 5):
-        raise ConfigError(f"augment_shift / augment_flip need image inputs (N x C x H x W or "
-                          f"N x C x T x H x W), got shape {np.shape(x)}")
+    if augmenting:
+        if samples.targets:
+            raise ConfigError(f"augment_shift / augment_flip do not transform the auxiliary "
+                              f"targets {sorted(samples.targets)}: set augment_shift=0 and "
+                              f"augment_flip=false for this model")
+        for name, tensor in samples.inputs.items():
+            if tensor.ndim not in (4, 5):
+                raise ConfigError(f"augment_shift / augment_flip need image inputs (N x C x H "
+                                  f"x W or N x C x T x H x W), got shape {tuple(tensor.shape)} "
+                                  f"for input {name!r}")
+    if samples.single:
+        centers = {"input": flip_center} if flip_center is not None else {}
+        negate = dict(flip_negate) if flip_negate is not None else {"input": config.flip_negate}
+    else:
+        centers, negate = dict(flip_center or {}), dict(flip_negate or {})
     if config.augment_flip:
-        check_flip_negate(config.flip_negate, np.shape(x)[1])
-    model.to(device=device, memory_format=memory_format(x))
-    xt = as_batch_tensor(x, device)
-    yt = torch.as_tensor(y, dtype=torch.long, device=device)
+        for name, indices in negate.items():
+            if name not in samples.inputs:
+                raise ConfigError(f"flip_negate names input {name!r}, which is not among the "
+                                  f"inputs {names}")
+            check_flip_negate(indices, samples.inputs[name].shape[1])
+    model.to(device=device, memory_format=memory_format(samples.inputs[names[0]]))
     weight = None
     if config.class_balance == "loss":
-        weight = torch.as_tensor(class_weights(y, n_classes), dtype=torch.float32, device=device)
-    loss_fn = nn.CrossEntropyLoss(weight=weight)
+        weight = torch.as_tensor(class_weights(np.asarray(y), n_classes), dtype=torch.float32,
+                                 device=device)
+    objective = Objective(config.objective, config.loss_weights, class_weight=weight)
     optimizer = _optimizer(model, config)
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     history = History()
     best_state, best_loss, since_best = None, math.inf, 0
-    if validation is not None:
-        xv = as_batch_tensor(validation[0], device)
-        yv = torch.as_tensor(validation[1], dtype=torch.long, device=device)
+    held_out = Samples(*validation) if validation is not None else None
     for epoch in range(config.epochs):
         for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
             group["lr"] = base * lr_factor(config, epoch)
         model.train()
         if config.class_balance == "sampler":
-            order = balanced_order(yt, n_classes, generator).to(device)
+            order = balanced_order(samples.label, n_classes, generator)
         else:
-            order = torch.randperm(len(xt), generator=generator).to(device)
+            order = torch.randperm(len(samples), generator=generator)
         running = 0.0
+        term_sums: dict[str, float] = {}
         for start in range(0, len(order), config.batch_size):
             index = order[start:start + config.batch_size]
             if len(index) < 2 and len(order) > 1:
                 continue  # a batch of one breaks batch norm and adds nothing
             optimizer.zero_grad(set_to_none=True)
-            xb = xt[index]
+            batch = samples.batch(index, device)
             if augmenting:
-                xb = augment_batch(xb, shift=config.augment_shift, flip=config.augment_flip,
-                                   flip_negate=config.flip_negate, negate_about=flip_center,
-                                   generator=generator)
-            loss = loss_fn(model(xb), yt[index])
+                _augment(batch, names, config, negate, centers, generator)
+            loss, terms = objective(forward(model, batch, names), batch)
             loss.backward()
             optimizer.step()
             running += float(loss.detach()) * len(index)
+            for term, value in terms.items():
+                term_sums[term] = term_sums.get(term, 0.0) + float(value.detach()) * len(index)
         history.train_loss.append(running / len(order))
-        if validation is not None:
-            val_loss = evaluate_loss(model, xv, yv, loss_fn, config.batch_size)
+        for term, total in term_sums.items():
+            history.terms.setdefault(term, []).append(total / len(order))
+        if held_out is not None:
+            val_loss = evaluate_loss(model, held_out, objective, config.batch_size, device)
             history.val_loss.append(val_loss)
             if val_loss < best_loss - 1e-6:
                 best_loss, since_best, history.best_epoch = val_loss, 0, epoch + 1
@@ -306,13 +441,26 @@ def as_batch_tensor(x: np.ndarray | torch.Tensor, device: torch.device) -> torch
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, x: np.ndarray, device: torch.device,
-                   batch_size: int = 256) -> np.ndarray:
-    """Logits for x (N x C x H x W) in eval mode."""
+def predict_outputs(model: nn.Module, x: Inputs, device: torch.device,
+                    batch_size: int = 256) -> dict[str, np.ndarray]:
+    """Every output of the network (logits and whatever else it returns) for x (one array or
+    a mapping of named inputs, channels first) in eval mode, as float numpy arrays."""
     model.eval()
     model.to(device)
-    out = []
-    for start in range(0, len(x), batch_size):
-        xb = torch.as_tensor(x[start:start + batch_size], dtype=torch.float32, device=device)
-        out.append(model(xb).float().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+    samples = Samples(x, np.zeros(len(next(iter(x.values())) if isinstance(x, Mapping)
+                                      else x), dtype=np.int64))
+    names = list(samples.inputs)
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in range(0, len(samples), batch_size):
+        index = torch.arange(start, min(start + batch_size, len(samples)))
+        for key, value in forward(model, samples.batch(index, device), names).items():
+            parts.setdefault(key, []).append(value.float().cpu().numpy())
+    if not parts:
+        return {"logits": np.zeros((0, 0), dtype=np.float32)}
+    return {key: np.concatenate(values) for key, values in parts.items()}
+
+
+def predict_logits(model: nn.Module, x: Inputs, device: torch.device,
+                   batch_size: int = 256) -> np.ndarray:
+    """Logits for x (one array N x C x H x W or a mapping of named inputs) in eval mode."""
+    return predict_outputs(model, x, device, batch_size)["logits"]

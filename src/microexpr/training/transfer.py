@@ -3,7 +3,7 @@
 The micro-attention paper's path is generic images -> macro-expressions -> micro-expressions.
 Here a model is pretrained on any `class/image` folder (real macro-expression data such as
 CK+ or FER-2013 with faces cropped, or the synthetic macro images of
-`microexpr.data.macro.write_macro_images`), saved as an ordinary TorchClassifier file, and
+`microexpr.synth.macro.write_macro_images`), saved as an ordinary TorchClassifier file, and
 every fold of a micro-expression evaluation starts from those weights::
 
     microexpr macro-images macro/                  # synthetic macro data (optional)
@@ -13,7 +13,7 @@ every fold of a micro-expression evaluation starts from those weights::
 
 or from Python::
 
-    from microexpr.training.transfer import pretrain
+    from microexpr.training.pretrain import pretrain
     path = pretrain("micro_attention", "macro/", out="macro.pt", epochs=20)
     microexpr.evaluate(data, "micro_attention", init="macro.pt")        # per fold
     # or by hand:
@@ -48,17 +48,16 @@ images, as without transfer; the pretraining statistics are not reused.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from microexpr.errors import ConfigError
+from microexpr.training.checkpoints import read_checkpoint
 
 FREEZE_WORDS = ("stem", "backbone")
 
@@ -107,19 +106,16 @@ class TransferReport:
         return text
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """(meta, state_dict) of a file written by TorchClassifier.save."""
-    path = Path(path)
-    if not path.is_file():
+def read_pretrained(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(meta, state_dict) of a torch model file written by TorchClassifier.save."""
+    if not Path(path).is_file():
         raise ConfigError(f"no pretrained model at {path}: make one with `microexpr pretrain` "
-                          f"(microexpr.training.transfer.pretrain)")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-        meta = json.loads(blob["meta"])
-        state = blob["state_dict"]
-    except Exception as exc:  # noqa: BLE001 - any failure means: not our file
-        raise ConfigError(f"{path} is not a model saved by microexpr ({exc})") from exc
-    return meta, state
+                          f"(microexpr.training.pretrain.pretrain)")
+    checkpoint = read_checkpoint(path)
+    if checkpoint.kind != "torch":
+        raise ConfigError(f"{path} holds a scikit-learn model: pretrained weights come from a "
+                          f"torch model (`microexpr pretrain`)")
+    return checkpoint.meta, checkpoint.state_dict
 
 
 def check_init(init: str | Path | Mapping[str, Any] | InitSpec, model: str) -> InitSpec:
@@ -127,7 +123,7 @@ def check_init(init: str | Path | Mapping[str, Any] | InitSpec, model: str) -> I
     spec = InitSpec.of(init)
     if any(not word for word in spec.freeze):
         raise ConfigError("freeze names must not be empty")
-    _check_model(read_checkpoint(spec.path)[0], spec.path, model)
+    _check_model(read_pretrained(spec.path)[0], spec.path, model)
     return spec
 
 
@@ -271,7 +267,7 @@ def init_from(classifier: Any, init: str | Path | Mapping[str, Any] | InitSpec, 
     if classifier.module is None:
         raise ConfigError("the classifier has no network yet: pass init=... to TorchClassifier "
                           "and it is applied in fit(), after the network is built")
-    meta, state = read_checkpoint(spec.path)
+    meta, state = read_pretrained(spec.path)
     _check_model(meta, spec.path, classifier.spec.name)
     pretrained = [str(c) for c in meta.get("classes", [])]
     rows = None
@@ -279,49 +275,3 @@ def init_from(classifier: Any, init: str | Path | Mapping[str, Any] | InitSpec, 
         rows = [pretrained.index(c) for c in classifier.classes]
     return transfer_weights(classifier.module, state, head_rows=rows, freeze=spec.freeze,
                             source=spec.path)
-
-
-def pretrain(
-    model_name: str,
-    images: str | Path,
-    *,
-    size: int | None = None,
-    color: bool | None = None,
-    epochs: int | None = None,
-    seed: int = 0,
-    out: str | Path = "pretrained.pt",
-    train: Mapping[str, Any] | None = None,
-    params: Mapping[str, Any] | None = None,
-    device: str | None = None,
-    init: str | Path | Mapping[str, Any] | InitSpec | None = None,
-) -> Path:
-    """Train `model_name` on a `class/image` folder and save it to `out`; return the path.
-
-    `size` and `color` default to the model's representation config (so the pretrained
-    network sees images like the apex frames it is fine-tuned on); `epochs`, `train` and
-    `params` as for evaluation (the model's defaults otherwise); `init` starts from another
-    pretrained file. With early stopping (`train={"early_stopping": True}`) each image counts
-    as its own group for the validation split.
-    """
-    from microexpr.data.image_folder import read_image_folder
-    from microexpr.models.classifier import TorchClassifier
-    from microexpr.models.registry import get_model_spec
-
-    spec = get_model_spec(model_name)
-    if spec.kind != "torch":
-        raise ConfigError(f"{model_name} is a scikit-learn model: only torch models can be "
-                          f"pretrained")
-    if size is None:
-        size = int(spec.representation_config.get("size", spec.default_input[0]))
-    if color is None:
-        color = bool(spec.representation_config.get("color", False))
-    if init is not None:
-        check_init(init, spec.name)
-    x, labels, classes = read_image_folder(images, size, color=color)
-    overrides = dict(train or {})
-    if epochs is not None:
-        overrides["epochs"] = epochs
-    classifier = TorchClassifier(spec, classes, train_config=overrides, params=dict(params or {}),
-                                 seed=seed, device=device, init=init)
-    classifier.fit(x, labels, groups=np.arange(len(x)).astype(str))
-    return classifier.save(out)

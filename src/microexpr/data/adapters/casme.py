@@ -17,7 +17,8 @@ from microexpr.data.adapters.casme2 import (
     clip_folders,
     resolver,
 )
-from microexpr.data.annotations import ClipCollector, add_annotated_clips, read_annotation
+from microexpr.data.annotations import read_annotation
+from microexpr.data.clip_rows import ClipCollector, add_annotated_clips
 from microexpr.data.clips import Dataset
 
 NAME = "casme"

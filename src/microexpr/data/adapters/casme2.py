@@ -12,15 +12,8 @@ import re
 from pathlib import Path
 
 from microexpr.data.adapters._registry import register_adapter
-from microexpr.data.annotations import (
-    WARNING,
-    ClipCollector,
-    ColumnSpec,
-    Resolver,
-    add_annotated_clips,
-    find_annotation,
-    read_annotation,
-)
+from microexpr.data.annotations import ColumnSpec, find_annotation, read_annotation
+from microexpr.data.clip_rows import ClipCollector, Resolver, add_annotated_clips
 from microexpr.data.clips import Dataset
 from microexpr.data.frames import (
     find_child,
@@ -29,6 +22,7 @@ from microexpr.data.frames import (
     list_frames,
     subfolders,
 )
+from microexpr.data.problems import WARNING
 from microexpr.errors import ConfigError, DatasetError
 
 NAME = "casme2"

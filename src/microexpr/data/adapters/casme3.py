@@ -14,17 +14,9 @@ from pathlib import Path
 import pandas as pd
 
 from microexpr.data.adapters._registry import register_adapter
-from microexpr.data.annotations import (
-    ERROR,
-    WARNING,
-    ClipCollector,
-    cell_text,
-    column_key,
-    find_annotation,
-    read_annotation,
-    records,
-    subject_and_name,
-)
+from microexpr.data.annotations import column_key, find_annotation, read_annotation, records
+from microexpr.data.cells import cell_text
+from microexpr.data.clip_rows import ClipCollector, subject_and_name
 from microexpr.data.clips import Dataset
 from microexpr.data.frames import (
     find_child,
@@ -33,6 +25,7 @@ from microexpr.data.frames import (
     list_frames,
     subfolders,
 )
+from microexpr.data.problems import ERROR, WARNING
 from microexpr.errors import DatasetError
 
 NAME = "casme3"

@@ -11,16 +11,11 @@ import re
 from pathlib import Path
 
 from microexpr.data.adapters._registry import register_adapter
-from microexpr.data.annotations import (
-    WARNING,
-    ClipCollector,
-    Resolver,
-    add_annotated_clips,
-    find_annotation,
-    read_annotation,
-)
+from microexpr.data.annotations import find_annotation, read_annotation
+from microexpr.data.clip_rows import ClipCollector, Resolver, add_annotated_clips
 from microexpr.data.clips import Dataset
 from microexpr.data.frames import find_child, find_folders, has_subfolders_like, subfolders
+from microexpr.data.problems import WARNING
 from microexpr.errors import DatasetError
 
 NAME = "samm"

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from microexpr.data.adapters._registry import register_adapter
-from microexpr.data.annotations import ERROR, WARNING, ClipCollector
+from microexpr.data.clip_rows import ClipCollector
 from microexpr.data.clips import Dataset
 from microexpr.data.frames import (
     find_child,
@@ -20,6 +20,7 @@ from microexpr.data.frames import (
     list_frames,
     subfolders,
 )
+from microexpr.data.problems import ERROR, WARNING
 from microexpr.errors import ConfigError, DatasetError
 
 NAME = "smic"

@@ -2,7 +2,7 @@
 
 Pretraining data for the macro -> micro transfer path (see `microexpr.training.transfer`)::
 
-    from microexpr.data.macro import write_macro_images
+    from microexpr.synth.macro import write_macro_images
     folder = write_macro_images("data/macro")       # data/macro/<emotion>/<subject>_<clip>.png
 
 The synthetic generator (`microexpr.synthesize`) is run into a temporary folder at a large
@@ -23,7 +23,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from microexpr.data.adapters import load_dataset
 from microexpr.errors import ConfigError
+from microexpr.representations import compute_representation
+from microexpr.synth.generator import synthesize
 
 MACRO_EMOTIONS = ("disgust", "happiness", "surprise")
 MAX_CLIPS_PER_CLASS = 50  # the generator's limit per subject and class
@@ -61,10 +64,6 @@ def write_macro_images(
         raise ConfigError(f"{images_per_class} images per class from {subjects} subjects needs "
                           f"{clips_per_class} clips per subject and class (at most "
                           f"{MAX_CLIPS_PER_CLASS}); use more subjects")
-    from microexpr.data.adapters import load_dataset
-    from microexpr.data.synthetic import synthesize
-    from microexpr.representations import compute_representation
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".macro-", dir=out))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +9,7 @@ import numpy as np
 
 from microexpr.errors import ConfigError, InputShapeError
 from microexpr.models.registry import ModelSpec, channel_names, encode_labels, get_model_spec
-
-FORMAT = "microexpr-sklearn-1"
+from microexpr.training.checkpoints import read_checkpoint, write_checkpoint
 
 
 class SklearnClassifier:
@@ -72,23 +70,18 @@ class SklearnClassifier:
     def save(self, path: str | Path) -> Path:
         if self.estimator is None:
             raise ConfigError("nothing to save: the classifier is not trained")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as handle:
-            pickle.dump({"format": FORMAT, "model": self.spec.name, "classes": self.classes,
-                         "params": self.params, "seed": self.seed,
-                         "input_shape": self.input_shape, "channels": self.channels,
-                         "estimator": self.estimator}, handle)
-        return path
+        meta = {"model": self.spec.name, "classes": self.classes, "params": self.params,
+                "seed": self.seed, "input_shape": self.input_shape, "channels": self.channels}
+        return write_checkpoint(path, meta, estimator=self.estimator)
 
     @classmethod
     def load(cls, path: str | Path, **_: Any) -> SklearnClassifier:
-        with open(path, "rb") as handle:
-            blob = pickle.load(handle)
-        if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        checkpoint = read_checkpoint(path)
+        if checkpoint.kind != "sklearn":
             raise ConfigError(f"{path} is not a saved microexpr scikit-learn model")
-        model = cls(blob["model"], blob["classes"], params=blob["params"], seed=blob["seed"])
-        model.estimator, model.input_shape = blob["estimator"], tuple(blob["input_shape"])
-        channels = blob.get("channels")  # absent from models saved before channel names
+        meta = checkpoint.meta
+        model = cls(meta["model"], meta["classes"], params=meta["params"], seed=meta["seed"])
+        model.estimator, model.input_shape = checkpoint.estimator, tuple(meta["input_shape"])
+        channels = meta.get("channels")  # absent from models saved before channel names
         model.channels = tuple(channels) if channels is not None else None
         return model

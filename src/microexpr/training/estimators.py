@@ -1,4 +1,5 @@
-"""One way to get a trainable classifier for any registered model, and to load a saved one."""
+"""The estimators: one way to get a trainable classifier for any registered model, and to
+load a saved one."""
 
 from __future__ import annotations
 
@@ -16,29 +17,26 @@ def make_classifier(model: str | ModelSpec, classes, *, train_config: Any = None
     (pretrained weights, torch models only) is loaded into each new network before training."""
     spec = get_model_spec(model) if isinstance(model, str) else model
     if spec.kind == "torch":
-        from microexpr.models.classifier import TorchClassifier
+        from microexpr.training.torch_classifier import TorchClassifier
 
         return TorchClassifier(spec, classes, train_config=train_config, params=params,
                                seed=seed, device=device, init=init)
     if init is not None:
         raise ConfigError(f"{spec.name} is a scikit-learn model: pretrained weights (init) need "
                           f"a torch model")
-    from microexpr.models.sklearn_classifier import SklearnClassifier
+    from microexpr.training.sklearn_classifier import SklearnClassifier
 
     return SklearnClassifier(spec, classes, params=params, seed=seed)
 
 
 def load_model(path: str | Path, device: str | None = None):
     """Load a classifier saved by `.save()` (torch or scikit-learn)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"no saved model at {path}")
-    with open(path, "rb") as handle:
-        head = handle.read(2)
-    if head == b"PK":  # torch.save writes a zip archive
-        from microexpr.models.classifier import TorchClassifier
+    from microexpr.training.checkpoints import checkpoint_kind
+
+    if checkpoint_kind(path) == "torch":
+        from microexpr.training.torch_classifier import TorchClassifier
 
         return TorchClassifier.load(path, device=device)
-    from microexpr.models.sklearn_classifier import SklearnClassifier
+    from microexpr.training.sklearn_classifier import SklearnClassifier
 
     return SklearnClassifier.load(path)

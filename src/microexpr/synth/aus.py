@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from microexpr.data.synth.face import Subject
+from microexpr.synth.face import Subject
 
 PAIRED = ("eye", "brow_in", "brow_out", "brow_mid", "nose_wing", "mouth", "cheek", "lip_side")
 MIDLINE = ("lip_up", "lip_lo", "chin", "nose_tip", "glabella")

@@ -1,5 +1,8 @@
 """Reading images from disk (errors name the file; partial files are refused before they are
-decoded, as libjpeg would fill the missing part with grey) and resizing them."""
+decoded, as libjpeg would fill the missing part with grey) and resizing them.
+
+The data stage owns these primitives so that everything that reads frames (image folders,
+preprocessing, representations) reads them the one way, from the stage below it."""
 
 from __future__ import annotations
 

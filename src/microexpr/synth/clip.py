@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from microexpr.data.synth.face import Subject, render
+from microexpr.synth.face import Subject, render
 
 
 @dataclass(frozen=True)

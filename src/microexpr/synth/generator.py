@@ -1,46 +1,5 @@
-"""Synthetic micro-expression database written in the CASME II layout (cropped or raw release).
-
-Licensed databases cannot be shipped, so the toolkit makes its own default data::
-
-    from microexpr.data.synthetic import synthesize
-    root = synthesize("data/synthetic")            # 12 subjects x 3 classes x 4 clips
-
-writes::
-
-    <root>/Cropped/sub01/EP07_01/reg_img31.jpg ...  frames, RGB JPEG, numbered like CASME II
-    <root>/CASME2-coding-20190701.xlsx              Subject, Filename, OnsetFrame, ApexFrame,
-                                                    OffsetFrame, Action Units, Estimated Emotion
-    <root>/microexpr_synthetic.json                 config, generator version, per-subject
-                                                    landmarks and per-clip ground truth
-
-which the CASME II adapter reads like a real release.
-
-With ``full_frame=True`` it writes whole camera frames instead, like the raw release::
-
-    root = synthesize("data/synthetic-raw", full_frame=True)
-
-    <root>/CASME2_RAW_selected/sub01/EP07_01/img31.jpg ...  640x480 (`frame_size`) frames
-    <root>/CASME2-coding-20190701.xlsx                     the same table
-    <root>/microexpr_synthetic.json                        also, per clip, the face box and the
-                                                           landmarks in frame pixels at onset
-
-The face (hairline to below the chin) is then about `face_scale` of the frame height (each
-subject 0.85-1.15 times that), rendered at that size, placed off centre in front of a
-defocused background (a photograph shipped with scikit-image or a plain wall), jittered per
-clip and moving slowly by up to `head_motion` px over the clip; soft ellipses around the head
-(hair included) and a fading neck blend it in, so no square edge shows. The clips are otherwise
-the cropped mode's clips: same subjects, timing, action units, intensity and drift (in units of
-the face; `size` is not used), so the same config gives the same xlsx in both modes. See
-`microexpr.data.synth.frame`.
-
-How the data is made (see `microexpr.data.synth`): every subject is a seeded variation
-(geometry, shape, colour, lighting, noise) of a real face photograph that ships with
-scikit-image. Every clip is a neutral stretch, an expression of 150-500 ms with a
-raised-cosine onset -> apex -> offset, and a neutral tail, at `fps`. The class is carried
-only by a subtle local motion (peak `amplitude` px at 128 px) in the regions of the emotion's
-action units; head drift, sensor noise and brightness flicker are added independently of the
-class. The same config gives the same frames and annotations.
-"""
+"""The synthetic database generator: `SynthConfig`, `synthesize` and the writing of frames,
+the CASME II annotation sheet and the metadata file (see `microexpr.synth` for the layout)."""
 
 from __future__ import annotations
 
@@ -57,17 +16,18 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from microexpr.data.synth.aus import (
+from microexpr.errors import ConfigError
+from microexpr.synth.aus import (
     ACTION_UNITS,
     EMOTION_AUS,
     OTHERS_POOL,
     SUPPORTED_EMOTIONS,
     au_field,
 )
-from microexpr.data.synth.aus import choose_aus as _choose_aus
-from microexpr.data.synth.clip import draw_nuisance, draw_timeline, render_clip
-from microexpr.data.synth.face import Subject, make_subject
-from microexpr.data.synth.frame import (
+from microexpr.synth.aus import choose_aus as _choose_aus
+from microexpr.synth.clip import draw_nuisance, draw_timeline, render_clip
+from microexpr.synth.face import Subject, make_subject
+from microexpr.synth.frame import (
     BORDER,
     Scene,
     draw_placement,
@@ -79,7 +39,6 @@ from microexpr.data.synth.frame import (
     render_full_clip,
     room,
 )
-from microexpr.errors import ConfigError
 
 __all__ = [
     "ANNOTATION_FILE",
@@ -517,7 +476,7 @@ def _write_annotations(
     table = pd.DataFrame(rows)
     table[list(XLSX_COLUMNS)].to_excel(tmp / ANNOTATION_FILE, index=False, sheet_name="Sheet1")
     meta = {
-        "generator": "microexpr.data.synthetic",
+        "generator": "microexpr.synth",
         "version": GENERATOR_VERSION,
         "config": _config_dict(cfg),
         "layout": {

@@ -26,8 +26,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from microexpr.data.synth.clip import Nuisance, Timeline, face_frames, slow_curve
-from microexpr.data.synth.face import Subject, make_subject
+from microexpr.synth.clip import Nuisance, Timeline, face_frames, slow_curve
+from microexpr.synth.face import Subject, make_subject
 
 # Photographs in the scikit-image package itself (skimage/data/*.png|jpg; no network), and a
 # procedural wall. None shows a face (checked: OpenCV's Haar cascade finds none in them).

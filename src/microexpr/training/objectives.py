@@ -1,0 +1,130 @@
+"""Training objectives: (model outputs, batch) -> (loss, named loss terms).
+
+An objective is a weighted sum of named terms. Cross-entropy (class-balanced or not) is one
+objective; `deviation_enhanced` adds SMA-STN's feature-level DE-Loss to it. The training
+loop logs every term per epoch (`History.terms`), so a run shows what each part of the loss
+did. `TrainConfig.objective` names the objective and `TrainConfig.loss_weights` overrides
+the weights of its terms by name (a weight of 0 switches a term off: an ablation).
+
+Outputs are a mapping with "logits" and whatever else the network returns ("features", ...);
+a network that returns a tensor is read as {"logits": tensor} (`as_outputs`). A batch is a
+mapping of tensors: the inputs by name, "label", and any auxiliary targets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from microexpr.errors import ConfigError
+
+Terms = dict[str, torch.Tensor]
+
+
+def as_outputs(out: torch.Tensor | Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+    """A network's return value as a mapping with "logits"."""
+    if isinstance(out, Mapping):
+        if "logits" not in out:
+            raise ConfigError(f"the network returned a mapping without 'logits' (keys "
+                              f"{sorted(out)}): a model returns logits or a mapping with them")
+        return out
+    return {"logits": out}
+
+
+def _cross_entropy(weight: torch.Tensor | None) -> Callable[[Mapping, Mapping], torch.Tensor]:
+    loss = nn.CrossEntropyLoss(weight=weight)
+    return lambda outputs, batch: loss(outputs["logits"], batch["label"])
+
+
+def _deviation(outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]
+               ) -> torch.Tensor:
+    from microexpr.training.losses import deviation_enhancement_loss
+
+    return deviation_enhancement_loss(outputs["features"].flatten(1), batch["label"])
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """A registered objective: its terms with their default weights, the model outputs it
+    needs besides the logits, and a short description."""
+
+    name: str
+    weights: Mapping[str, float]
+    needs: tuple[str, ...]
+    description: str
+
+
+OBJECTIVES: dict[str, ObjectiveSpec] = {
+    "cross_entropy": ObjectiveSpec(
+        "cross_entropy", {"cross_entropy": 1.0}, (),
+        "cross-entropy on the logits (inverse-frequency class weights with "
+        "class_balance=loss)"),
+    "deviation_enhanced": ObjectiveSpec(
+        "deviation_enhanced", {"cross_entropy": 1.0, "deviation": 0.1}, ("features",),
+        "cross-entropy + weight x deviation-enhancement loss on the model's 'features' "
+        "(SMA-STN's DE-Loss, see microexpr.training.losses)"),
+}
+
+
+def objective_weights(name: str, overrides: Mapping[str, object] | None = None
+                      ) -> dict[str, float]:
+    """The term weights of objective `name` with `overrides` applied; ConfigError naming an
+    unknown objective, an unknown term or a bad weight."""
+    if not isinstance(name, str) or name not in OBJECTIVES:
+        raise ConfigError(f"training option objective={name!r} is not valid: it must be one "
+                          f"of {', '.join(OBJECTIVES)}")
+    weights = dict(OBJECTIVES[name].weights)
+    for term, value in (overrides or {}).items():
+        if term not in weights:
+            raise ConfigError(f"training option loss_weights names term {term!r}, which "
+                              f"objective {name!r} does not have; its terms: "
+                              f"{', '.join(weights)}")
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            number = float("nan")
+        if isinstance(value, bool) or not number >= 0:
+            raise ConfigError(f"training option loss_weights.{term}={value!r} is not valid: "
+                              f"it must be a number >= 0 (0 switches the term off)")
+        weights[term] = number
+    return weights
+
+
+class Objective:
+    """A weighted sum of named loss terms; call it on (outputs, batch)."""
+
+    def __init__(self, name: str, weights: Mapping[str, float] | None = None, *,
+                 class_weight: torch.Tensor | None = None):
+        self.name = name
+        self.weights = objective_weights(name, weights)
+        self.needs = OBJECTIVES[name].needs
+        self._terms: dict[str, Callable[[Mapping, Mapping], torch.Tensor]] = {
+            "cross_entropy": _cross_entropy(class_weight), "deviation": _deviation}
+
+    def check_outputs(self, outputs: Mapping[str, torch.Tensor]) -> None:
+        """ConfigError unless the network returned everything this objective needs."""
+        missing = [k for k in self.needs if k not in outputs]
+        if missing:
+            raise ConfigError(f"objective {self.name!r} needs the model to return {missing} "
+                              f"besides its logits (it returned {sorted(outputs)}); use "
+                              f"--train-option objective=cross_entropy with this model")
+
+    def __call__(self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]
+                 ) -> tuple[torch.Tensor, Terms]:
+        """(total loss, {term: value}); terms of weight 0 are not computed."""
+        self.check_outputs(outputs)
+        terms: Terms = {}
+        total: torch.Tensor | None = None
+        for term, weight in self.weights.items():
+            if weight == 0:
+                continue
+            value = self._terms[term](outputs, batch)
+            terms[term] = value
+            total = weight * value if total is None else total + weight * value
+        if total is None:
+            raise ConfigError(f"every loss term of objective {self.name!r} has weight 0: "
+                              f"nothing to train")
+        return total, terms
