@@ -4,6 +4,7 @@ mapping with them, objectives turn (outputs, batch) into a loss and named terms.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -144,3 +145,80 @@ def test_checkpoints_are_one_format_read_back_by_one_reader(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a model")
     with pytest.raises(ConfigError, match="junk.pt is not a model saved by microexpr"):
         load_model(tmp_path / "junk.pt")
+
+
+# -- the runner computes and caches every named input and target -------------------------------
+
+class FlowAndApexNet(nn.Module):
+    """Two named inputs from two representations; predicts the strain target as well."""
+
+    def __init__(self, shapes, n_classes):
+        super().__init__()
+        self.apex = nn.Conv2d(shapes["apex"][-1], 4, 3, padding=1)
+        self.flow = nn.Conv2d(shapes["flow"][-1], 4, 3, padding=1)
+        self.head = nn.Linear(8, n_classes)
+        self.strain = nn.Conv2d(4, 1, 1)
+
+    def forward(self, apex, flow):
+        motion = torch.relu(self.flow(flow))
+        features = torch.cat([self.apex(apex).mean(dim=(2, 3)), motion.mean(dim=(2, 3))], 1)
+        return {"logits": self.head(features), "strain": self.strain(motion)}
+
+
+def _strain_term(class_weight):
+    # the target arrives channels last (N x H x W x 1), as the representation made it
+    return lambda outputs, batch: nn.functional.mse_loss(
+        outputs["strain"], batch["strain"].permute(0, 3, 1, 2))
+
+
+MULTI = ModelSpec(
+    name="multi_input_test", build=lambda shapes, n, **_: FlowAndApexNet(shapes, n),
+    representation="apex_frame", reference="-", description="-",
+    inputs={"apex": {"representation": "apex_frame", "config": {"size": 16}},
+            "flow": {"representation": "onset_apex_flow",
+                     "config": {"method": "dis", "compute_size": 32, "size": 16,
+                                "channels": ["u", "v"]}}},
+    targets={"strain": {"representation": "onset_apex_flow",
+                        "config": {"method": "dis", "compute_size": 32, "size": 16,
+                                   "channels": ["strain"]}}},
+    train={"epochs": 15, "batch_size": 8, "lr": 1e-2, "objective": "with_strain"},
+    outputs=("strain",))
+
+
+@pytest.fixture
+def multi(monkeypatch):
+    from microexpr.training import objectives
+
+    monkeypatch.setitem(MODELS, MULTI.name, MULTI)
+    monkeypatch.setitem(objectives.TERMS, "strain", _strain_term)
+    monkeypatch.setitem(objectives.OBJECTIVES, "with_strain", objectives.ObjectiveSpec(
+        "with_strain", {"cross_entropy": 1.0, "strain": 1.0}, ("strain",), "test"))
+    return MULTI
+
+
+def test_the_runner_feeds_named_inputs_and_targets(multi, tmp_path):
+    import microexpr
+
+    root = microexpr.synthesize(tmp_path / "db", subjects=3, clips_per_class=2, size=64,
+                                seed=3)
+    data = microexpr.load_dataset("casme2", root, labels="composite3")
+    result = microexpr.evaluate(data, "multi_input_test", out=tmp_path / "run",
+                                cache_dir=tmp_path / "cache", progress=False)
+    config = result.config
+    assert set(config["representation"]["inputs"]) == {"apex", "flow"}
+    assert tuple(config["representation"]["targets"]["strain"]["channels"]) == ("strain",)
+    assert config["input_shape"] == {"apex": [16, 16, 1], "flow": [16, 16, 2]}
+    assert config["channels"]["flow"] == ["u", "v"]
+    for fold in config["folds"]:  # the target reached the objective
+        assert set(fold["final_loss_terms"]) == {"cross_entropy", "strain"}
+    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert {"fold", "epoch", "train_loss", "cross_entropy", "strain"} <= set(history.columns)
+    assert len(history) == 3 * 15  # every fold, every epoch
+    assert len(result.predictions) == len(data.clips)
+    # each representation was computed once per clip and cached: a second run reads them
+    again = microexpr.evaluate(data, "multi_input_test", write=False,
+                               cache_dir=tmp_path / "cache", progress=False)
+    pd.testing.assert_frame_equal(again.predictions, result.predictions)
+    with pytest.raises(ConfigError, match="per input / target name"):
+        microexpr.evaluate(data, "multi_input_test", representation={"size": 8},
+                           write=False, progress=False)

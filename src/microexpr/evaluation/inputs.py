@@ -122,3 +122,71 @@ def check_finite(inputs: np.ndarray, clips: pd.DataFrame) -> None:
         where = f", file {first['path']}" if "path" in rows.columns else ""
         raise ConfigError(f"{int(bad.sum())} input(s) contain NaN or infinite values; first: "
                           f"{first['dataset']} / {first['subject']} / {first['clip']}{where}")
+
+
+@dataclass
+class NamedInputs:
+    """A multi-input model's inputs and targets: per name the arrays of the clips kept (a
+    clip is kept when every representation succeeded), their channel names and configs."""
+
+    clips: pd.DataFrame
+    inputs: dict[str, np.ndarray]
+    targets: dict[str, np.ndarray]
+    channels: dict[str, tuple[str, ...] | None]
+    configs: dict[str, dict[str, Any]]
+    problems: pd.DataFrame | None
+
+
+def representation_configs(spec: Any, options: dict | None) -> dict[str, tuple[str, Any]]:
+    """Name -> (representation, config) of every input and target of a multi-input `spec`,
+    its defaults updated by `options` ({name: {option: value}}); ConfigError naming an
+    unknown name or option (before any work)."""
+    from microexpr.representations import make_config
+
+    named = {**spec.named_inputs(), **spec.named_targets()}
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(named))
+    if unknown or not all(isinstance(v, dict) for v in options.values()):
+        raise ConfigError(f"{spec.name} takes representation options per input / target "
+                          f"name ({', '.join(named)}), e.g. representation={{'"
+                          f"{next(iter(named))}': {{'size': 32}}}}; got {sorted(options)}")
+    return {name: (rep, make_config(rep, {**defaults, **options.get(name, {})}))
+            for name, (rep, defaults) in named.items()}
+
+
+def prepare_named_inputs(given: GivenData, spec: Any, configs: dict[str, tuple[str, Any]], *,
+                         cache_dir: Any, jobs: int | None, progress: bool) -> NamedInputs:
+    """Compute (cached) every input and target of a multi-input model for the clips of
+    `given`; clips that fail any of them are left out and reported."""
+    from dataclasses import asdict
+
+    if given.inputs is not None:
+        raise ConfigError(f"{spec.name} takes the inputs {list(spec.named_inputs())} and "
+                          f"targets {list(spec.named_targets())}, computed from a database; a "
+                          f"manifest holds one precomputed input: evaluate it on the database")
+    clips, problems = given.clips, given.problems
+    prepare_jobs = jobs if jobs is not None else (
+        os.cpu_count() or 1 if len(clips) >= PARALLEL_MIN_CLIPS else 1)
+    reports, keep = {}, np.ones(len(clips), dtype=bool)
+    failed: list[Problem] = []
+    for name, (rep, config) in configs.items():
+        report = prepare_representation(clips, rep, config, cache_dir=cache_dir,
+                                        jobs=prepare_jobs, progress=progress)
+        reports[name] = report
+        keep &= report.ok
+        failed += [Problem(dataset=str(f.dataset), clip=str(f.clip), severity="error",
+                           message=f"{rep} ({name}) failed: {f.error}")
+                   for f in report.failures.itertuples(index=False)]
+    if failed:
+        problems = pd.concat([problems, problems_frame(failed)], ignore_index=True)
+    arrays = {}
+    for name, report in reports.items():
+        stacked = report.stacked()  # the clips this representation succeeded on
+        arrays[name] = stacked[keep[report.ok]]
+        check_finite(arrays[name], clips[keep].reset_index(drop=True))
+    inputs = {k: arrays[k] for k in spec.named_inputs()}
+    targets = {k: arrays[k] for k in spec.named_targets()}
+    return NamedInputs(clips[keep].reset_index(drop=True), inputs, targets,
+                       {k: tuple(reports[k].channels) or None for k in reports},
+                       {k: {"name": rep, **asdict(config)}
+                        for k, (rep, config) in configs.items()}, problems)

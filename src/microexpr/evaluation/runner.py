@@ -18,7 +18,13 @@ from microexpr.data.clips import Dataset
 from microexpr.data.manifest import Manifest
 from microexpr.data.problems import problems_frame
 from microexpr.errors import ConfigError, MicroexprError
-from microexpr.evaluation.inputs import PARALLEL_MIN_CLIPS, clips_of, prepare_inputs
+from microexpr.evaluation.inputs import (
+    PARALLEL_MIN_CLIPS,
+    clips_of,
+    prepare_inputs,
+    prepare_named_inputs,
+    representation_configs,
+)
 from microexpr.evaluation.metrics import PROBABILITY_PREFIX, compute_metrics, metrics_table
 from microexpr.evaluation.protocols import Fold, check_protocol, make_folds
 from microexpr.evaluation.report import write_results
@@ -78,11 +84,12 @@ def summarize_problems(problems: pd.DataFrame | None, out_dir: Path | None,
 class _Shared:
     """What every fold needs, sent to each worker once."""
 
-    inputs: np.ndarray
+    inputs: np.ndarray | dict[str, np.ndarray]
+    targets: dict[str, np.ndarray]
     labels: np.ndarray
     subjects: np.ndarray
     classes: tuple[str, ...]
-    channels: tuple[str, ...] | None
+    channels: tuple[str, ...] | dict | None
     model: str
     train_config: dict | None
     params: dict
@@ -121,8 +128,9 @@ def _fit_predict(shared: _Shared, train: np.ndarray, test: np.ndarray, seed: int
                                  params=params, seed=seed, device=shared.device,
                                  init=shared.init)
     start = time.perf_counter()
-    classifier.fit(shared.inputs[train], shared.labels[train], groups=shared.subjects[train],
-                   channels=shared.channels)
+    fit_targets = {"targets": _take(shared.targets, train)} if shared.targets else {}
+    classifier.fit(_take(shared.inputs, train), shared.labels[train],
+                   groups=shared.subjects[train], channels=shared.channels, **fit_targets)
     info: dict = {"fit_seconds": round(time.perf_counter() - start, 3)}
     if save_as is not None:
         classifier.save(save_as)
@@ -135,7 +143,14 @@ def _fit_predict(shared: _Shared, train: np.ndarray, test: np.ndarray, seed: int
         info["history"] = history.rows()
     if getattr(classifier, "transfer", None) is not None:
         info["transferred_tensors"] = len(classifier.transfer.loaded)
-    return classifier.predict_proba(shared.inputs[test]), info
+    return classifier.predict_proba(_take(shared.inputs, test)), info
+
+
+def _take(arrays: np.ndarray | dict[str, np.ndarray], index: np.ndarray) -> Any:
+    """The rows `index` of one array or of every array of a mapping."""
+    if isinstance(arrays, dict):
+        return {k: v[index] for k, v in arrays.items()}
+    return arrays[index]
 
 
 def _run_fold(shared: _Shared, fold: Fold) -> tuple[np.ndarray, dict]:
@@ -281,8 +296,14 @@ def evaluate(
     if tune is not None:
         grid = _load_grid(tune, spec, params, train_config)
     check_protocol(protocol)
-    rep_name = rep_config = None
-    if not isinstance(data, Manifest | str | Path):
+    rep_name = rep_config = named_configs = None
+    if spec.multi_input:
+        if input_representation or input_size is not None or channels is not None:
+            raise ConfigError(f"{model} takes the named inputs {list(spec.named_inputs())}: "
+                              f"input_representation, input_size and channels apply to "
+                              f"single-input models only")
+        named_configs = representation_configs(spec, representation)
+    elif not isinstance(data, Manifest | str | Path):
         rep_name = input_representation or spec.representation
         defaults = spec.representation_config if rep_name == spec.representation else {}
         rep_config = make_config(rep_name, {**defaults, **(representation or {})})
@@ -300,12 +321,29 @@ def evaluate(
 
     # -- inputs ------------------------------------------------------------------------------
     given = clips_of(data, labels, channels)
-    prepared = prepare_inputs(given, spec, rep_name, rep_config, input_size=input_size,
-                              cache_dir=cache_dir, jobs=jobs, progress=progress)
-    clips, classes, inputs = prepared.clips, given.classes, prepared.inputs
-    names, problems = prepared.channels, prepared.problems
+    targets: dict[str, np.ndarray] = {}
+    if named_configs is not None:
+        named = prepare_named_inputs(given, spec, named_configs, cache_dir=cache_dir,
+                                     jobs=jobs, progress=progress)
+        clips, inputs, targets = named.clips, named.inputs, named.targets
+        names = {k: named.channels[k] for k in inputs}
+        problems = named.problems
+        input_shape: Any = {k: list(v.shape[1:]) for k, v in inputs.items()}
+        representation_info: Any = {"inputs": {k: named.configs[k] for k in inputs},
+                                    "targets": {k: named.configs[k] for k in targets}}
+    else:
+        prepared = prepare_inputs(given, spec, rep_name, rep_config, input_size=input_size,
+                                  cache_dir=cache_dir, jobs=jobs, progress=progress)
+        clips, inputs = prepared.clips, prepared.inputs
+        names, problems = prepared.channels, prepared.problems
+        input_shape = list(inputs.shape[1:])
+        representation_info = None if rep_config is None else {
+            "name": rep_name, **asdict(rep_config)}
+    classes = given.classes
     if spec.kind == "torch" and checked_params != dict(spec.params):
-        spec.validate(params, input_shape=inputs.shape[1:], n_classes=len(classes))
+        shapes = ({k: tuple(v) for k, v in input_shape.items()} if isinstance(input_shape, dict)
+                  else tuple(input_shape))
+        spec.validate(params, input_shape=shapes, n_classes=len(classes))
     subjects = clips["subject"].astype(str).to_numpy()
     datasets = clips["dataset"].astype(str).to_numpy()
     folds = make_folds(protocol, subjects, datasets)
@@ -321,10 +359,10 @@ def evaluate(
         "n_subjects": int(len(set(subjects))),
         "model": {"name": model, "params": checked_params, "recipe": recipe or "default",
                   "reference": spec.reference},
-        "representation": None if rep_config is None else
-        {"name": rep_name, **asdict(rep_config)},
-        "channels": list(names) if names else None,
-        "input_shape": list(inputs.shape[1:]),
+        "representation": representation_info,
+        "channels": ({k: list(v) if v else None for k, v in names.items()}
+                     if isinstance(names, dict) else list(names) if names else None),
+        "input_shape": input_shape,
         "input_size": input_size,
         "train": asdict(train_config) if train_config else None,
         "protocol": protocol,
@@ -341,12 +379,13 @@ def evaluate(
         decisive = {k: config[k] for k in ("data", "classes", "model", "representation",
                                            "channels", "input_shape", "train", "protocol",
                                            "seed", "ensemble", "tuning", "init")}
-        decisive["inputs"] = array_digest(inputs)
+        decisive["inputs"] = (array_digest(inputs) if not isinstance(inputs, dict) else
+                              {k: array_digest(v) for k, v in {**inputs, **targets}.items()})
         decisive["clips"] = fingerprint(clips[["dataset", "subject", "clip", "label"]]
                                         .astype(str).values.tolist())
         run_dir = open_run_dir(out_dir, {"fingerprint": fingerprint(decisive), **decisive},
                                overwrite=overwrite, resume=resume)
-    shared = _Shared(inputs=inputs, labels=clips["label"].astype(str).to_numpy(),
+    shared = _Shared(inputs=inputs, targets=targets, labels=clips["label"].astype(str).to_numpy(),
                      subjects=subjects, classes=tuple(classes), channels=names, model=model,
                      train_config=asdict(train_config) if train_config else None,
                      params=checked_params, seed=seed, device=device,

@@ -43,6 +43,13 @@ class ModelSpec:
 
     `outputs` names what the network returns besides its logits ("features",
     "segment_weights", ...): a network returns logits, or a mapping with "logits" and those.
+    `inputs` declares a network with several named inputs: name -> {"representation": ...,
+    "config": {...}} (empty: one input, `representation` with `representation_config`);
+    the network is then called with them as keyword arguments and `build` gets a mapping
+    name -> per-sample shape. `targets` declares auxiliary targets the same way (name ->
+    {"representation", "config"}): the runner computes and caches each per clip, and the
+    objective finds them in the batch by name.
+
     The training objective is a training option like any other (`train["objective"]`, see
     `microexpr.training.objectives`; cross-entropy when absent).
     """
@@ -63,6 +70,8 @@ class ModelSpec:
     param_rules: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
     recipes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     outputs: tuple[str, ...] = ()
+    inputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    targets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
@@ -80,6 +89,20 @@ class ModelSpec:
         if not isinstance(self.train, Mapping):
             raise ValueError(f"{self.name}: train must be a mapping of training options")
         object.__setattr__(self, "outputs", tuple(self.outputs))
+        for kind in ("inputs", "targets"):
+            for name, entry in getattr(self, kind).items():
+                if (not isinstance(entry, Mapping) or not isinstance(
+                        entry.get("representation"), str) or set(entry) - {"representation",
+                                                                        "config"}):
+                    raise ValueError(f"{self.name}: {kind}[{name!r}] must be "
+                                     f"{{'representation': NAME, 'config': {{...}}}}")
+        if self.kind != "torch" and (self.inputs or self.targets):
+            raise ValueError(f"{self.name}: named inputs and targets need a torch model")
+        clash = sorted(set(self.inputs) & set(self.targets) | ({"label"} & (
+            set(self.inputs) | set(self.targets))))
+        if clash:
+            raise ValueError(f"{self.name}: names {clash} are used twice (inputs, targets and "
+                             f"'label' are one namespace)")
         unknown = sorted(set(self.param_rules) - set(self.params))
         if unknown:
             raise ValueError(f"{self.name}: param_rules for unknown params {unknown}")
@@ -106,6 +129,23 @@ class ModelSpec:
             self.check_params(recipe.get("params") or {})
         except ConfigError as error:
             raise ValueError(f"{where}: {error}") from None
+
+    @property
+    def multi_input(self) -> bool:
+        """True when the network takes several named inputs (or needs targets)."""
+        return bool(self.inputs) or bool(self.targets)
+
+    def named_inputs(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Input name -> (representation, its config defaults); "input" for one input."""
+        if not self.inputs:
+            return {"input": (self.representation, dict(self.representation_config))}
+        return {k: (v["representation"], dict(v.get("config") or {}))
+                for k, v in self.inputs.items()}
+
+    def named_targets(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Target name -> (representation, its config defaults)."""
+        return {k: (v["representation"], dict(v.get("config") or {}))
+                for k, v in self.targets.items()}
 
     @property
     def layout(self) -> str:
@@ -205,7 +245,8 @@ class ModelSpec:
         the builder becomes a ConfigError naming the params. Returns the checked params."""
         params = dict(params or {})
         checked = self.check_params(params)
-        shape = tuple(input_shape or self.default_input)
+        shape = input_shape or self.default_input
+        shape = dict(shape) if isinstance(shape, Mapping) else tuple(shape)
         try:
             with warnings.catch_warnings():  # e.g. torch on zero-size layers: the error says it
                 warnings.simplefilter("ignore")
@@ -213,7 +254,10 @@ class ModelSpec:
                     module = self.build(shape, n_classes, **checked)
                     module.eval()
                     with torch.no_grad():
-                        out = module(torch.zeros((2, shape[-1], *shape[:-1])))
+                        if isinstance(shape, dict):
+                            out = module(**{k: _zeros(v) for k, v in shape.items()})
+                        else:
+                            out = module(_zeros(shape))
                     self._check_outputs(out)
                 else:
                     self.build(shape, n_classes, seed=0, **checked)
@@ -222,7 +266,7 @@ class ModelSpec:
         except Exception as error:  # noqa: BLE001 - any builder failure is a bad config
             raise ConfigError(
                 f"model {self.name} cannot be built with params {params} for inputs "
-                f"{'x'.join(map(str, shape))}: {type(error).__name__}: {error}; check those "
+                f"{_shape_text(shape)}: {type(error).__name__}: {error}; check those "
                 f"values (defaults: {dict(self.params)})") from None
         return checked
 
@@ -260,6 +304,20 @@ class ModelSpec:
                               f"{list(self.recipe_names)}")
         recipe = self.recipes[name]
         return dict(recipe.get("train") or {}), dict(recipe.get("params") or {})
+
+
+def _zeros(shape: tuple[int, ...]) -> torch.Tensor:
+    """A batch of 2 zero samples, channels first, for per-sample (channels-last) `shape`."""
+    shape = tuple(shape)
+    if len(shape) <= 1:
+        return torch.zeros((2, *shape))
+    return torch.zeros((2, shape[-1], *shape[:-1]))
+
+
+def _shape_text(shape: Any) -> str:
+    if isinstance(shape, Mapping):
+        return ", ".join(f"{k} {_shape_text(v)}" for k, v in shape.items())
+    return "x".join(map(str, shape))
 
 
 MODELS: dict[str, ModelSpec] = {}
@@ -322,7 +380,8 @@ def list_models() -> pd.DataFrame:
         rows.append({
             "name": spec.name,
             "kind": spec.kind,
-            "representation": spec.representation,
+            "representation": (spec.representation if not spec.inputs else "+".join(
+                rep for rep, _ in spec.named_inputs().values())),
             "input": "x".join(str(d) for d in spec.default_input),
             "channels": (",".join(spec.input_channels) if spec.input_channels else
                          "any" if len(spec.default_input) >= 3 else "-"),

@@ -34,22 +34,33 @@ def as_outputs(out: torch.Tensor | Mapping[str, torch.Tensor]) -> Mapping[str, t
     return {"logits": out}
 
 
-def _cross_entropy(weight: torch.Tensor | None) -> Callable[[Mapping, Mapping], torch.Tensor]:
-    loss = nn.CrossEntropyLoss(weight=weight)
+Term = Callable[[Mapping[str, torch.Tensor], Mapping[str, torch.Tensor]], torch.Tensor]
+
+
+def _cross_entropy(class_weight: torch.Tensor | None) -> Term:
+    loss = nn.CrossEntropyLoss(weight=class_weight)
     return lambda outputs, batch: loss(outputs["logits"], batch["label"])
 
 
-def _deviation(outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]
-               ) -> torch.Tensor:
+def _deviation(class_weight: torch.Tensor | None) -> Term:
     from microexpr.training.losses import deviation_enhancement_loss
 
-    return deviation_enhancement_loss(outputs["features"].flatten(1), batch["label"])
+    return lambda outputs, batch: deviation_enhancement_loss(outputs["features"].flatten(1),
+                                                              batch["label"])
+
+
+# Loss terms by name: each a factory (class weights or None) -> term(outputs, batch).
+TERMS: dict[str, Callable[[torch.Tensor | None], Term]] = {
+    "cross_entropy": _cross_entropy,
+    "deviation": _deviation,
+}
 
 
 @dataclass(frozen=True)
 class ObjectiveSpec:
-    """A registered objective: its terms with their default weights, the model outputs it
-    needs besides the logits, and a short description."""
+    """A registered objective: its terms (names in TERMS) with their default weights, the
+    model outputs it needs besides the logits, and a short description. Terms read the
+    batch too: auxiliary targets are there by the name the model spec gives them."""
 
     name: str
     weights: Mapping[str, float]
@@ -101,8 +112,7 @@ class Objective:
         self.name = name
         self.weights = objective_weights(name, weights)
         self.needs = OBJECTIVES[name].needs
-        self._terms: dict[str, Callable[[Mapping, Mapping], torch.Tensor]] = {
-            "cross_entropy": _cross_entropy(class_weight), "deviation": _deviation}
+        self._terms = {term: TERMS[term](class_weight) for term in self.weights}
 
     def check_outputs(self, outputs: Mapping[str, torch.Tensor]) -> None:
         """ConfigError unless the network returned everything this objective needs."""
