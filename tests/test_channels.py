@@ -23,6 +23,7 @@ CASES = {
     "frame_clip": {"size": 16, "length": 3},
     "dynamic_images": {"size": 16, "segments": 2, "color": True},
     "dssi": {"size": 16, "segments": 2, "align": False},
+    "frame_flows": {"length": 3, "size": 16, "method": "dis"},
     "landmarks": {"backend": "mediapipe", "length": 2, "size": 64},
     "face_regions": {"backend": "mediapipe", "size": 64},
     "region_flow": {"method": "dis", "compute_size": 64, "bins": 4, "regions": ["mouth", "chin"]},
@@ -34,6 +35,7 @@ EXPECTED = {
     "frame_clip": ("gray",),
     "dynamic_images": ("r", "g", "b"),
     "dssi": ("gray",),
+    "frame_flows": ("u", "v"),
     "landmarks": ("x", "y"),
     "face_regions": ("x", "y", "width", "height"),
 }

@@ -222,3 +222,13 @@ def test_the_runner_feeds_named_inputs_and_targets(multi, tmp_path):
     with pytest.raises(ConfigError, match="per input / target name"):
         microexpr.evaluate(data, "multi_input_test", representation={"size": 8},
                            write=False, progress=False)
+
+
+def test_the_command_line_sets_one_loss_weight():
+    from microexpr.cli import _key_values
+    from microexpr.models import get_model_spec
+
+    options = _key_values(["loss_weights.deviation=0", "lr=5e-4"], "--train-option")
+    config = make_train_config(get_model_spec("sma_stn"), options)
+    assert config.objective == "deviation_enhanced"
+    assert config.loss_weights == {"deviation": 0.0} and config.lr == 5e-4
