@@ -18,6 +18,7 @@ from microexpr.data.clips import Dataset
 from microexpr.data.manifest import Manifest
 from microexpr.data.problems import problems_frame
 from microexpr.errors import ConfigError, MicroexprError
+from microexpr.evaluation.auxiliary import pool_auxiliary
 from microexpr.evaluation.inputs import (
     PARALLEL_MIN_CLIPS,
     clips_of,
@@ -143,6 +144,14 @@ def _fit_predict(shared: _Shared, train: np.ndarray, test: np.ndarray, seed: int
         info["history"] = history.rows()
     if getattr(classifier, "transfer", None) is not None:
         info["transferred_tensors"] = len(classifier.transfer.loaded)
+    if shared.targets:  # auxiliary predictions (flow, landmarks) scored on the test clips
+        from microexpr.evaluation.auxiliary import fold_auxiliary
+
+        outputs = classifier.predict_outputs(_take(shared.inputs, test))
+        scores = fold_auxiliary(outputs, _take(shared.targets, test),
+                                _take(shared.targets, train))
+        if len(scores) > 1:
+            info["auxiliary"] = scores
     return classifier.predict_proba(_take(shared.inputs, test)), info
 
 
@@ -277,6 +286,9 @@ def evaluate(
     if input_size is not None:
         input_size = _check_int(input_size, "input_size (--input-size)", 1)
     recipe_train, recipe_params = spec.recipe(recipe or "default")
+    if not isinstance(data, Manifest | str | Path):  # a manifest's inputs are precomputed
+        representation = _merge_options(spec.recipe_representation(recipe or "default"),
+                                        representation)
     params = {**recipe_params, **(params or {})}
     checked_params = spec.check_params(params)
     if spec.kind == "torch":
@@ -418,6 +430,9 @@ def evaluate(
         raise
     predictions = _predictions_table(clips, folds, probabilities, classes)
     metrics = compute_metrics(predictions, classes)
+    auxiliary = pool_auxiliary([info.get("auxiliary") for info in fold_info])
+    if auxiliary:
+        metrics["auxiliary"] = auxiliary
     history = _history_table(folds, fold_info)
     config["folds"] = [{"index": f.index, "held_out": f.held_out, "n_train": len(f.train),
                         "n_test": len(f.test), **fold_info[f.index]} for f in folds]
@@ -428,6 +443,16 @@ def evaluate(
                             out_dir=out_dir if write else None,
                             problems=problems if problems is not None else problems_frame([]),
                             warnings=given.warnings)
+
+
+def _merge_options(base: dict, options: dict | None) -> dict | None:
+    """Representation options of a recipe with the user's on top (nested mappings merged)."""
+    merged = dict(base)
+    for key, value in (options or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            value = _merge_options(merged[key], value)
+        merged[key] = value
+    return merged or None
 
 
 def _history_table(folds: list[Fold], fold_info: list[dict]) -> pd.DataFrame:

@@ -36,10 +36,11 @@ class ModelSpec:
     number (derived from `input_channels`; None: any). `param_rules` validate parameters
     that the generic rules of `microexpr.models.params` do not cover. `recipes` are named
     settings: {"train": training option overrides, "params": model params, "note": their
-    source}; "default" (the spec's own `train` and `params`) is implicit. `train` and the
-    recipes' "train" are plain data (option name -> value, as `microexpr.training.TrainConfig`
-    names them): the training stage validates them (`microexpr.training.recipes`), the
-    models stage never imports it.
+    source, optionally "representation": representation options (per input / target name
+    for a multi-input model)}; "default" (the spec's own `train` and `params`) is implicit.
+    `train` and the recipes' "train" are plain data (option name -> value, as
+    `microexpr.training.TrainConfig` names them): the training stage validates them
+    (`microexpr.training.recipes`), the models stage never imports it.
 
     `outputs` names what the network returns besides its logits ("features",
     "segment_weights", ...): a network returns logits, or a mapping with "logits" and those.
@@ -116,7 +117,7 @@ class ModelSpec:
         where = f"model {self.name}, recipe {name!r}"
         if name == DEFAULT_RECIPE:
             raise ValueError(f"{where}: the default recipe is the spec's own train / params")
-        extra = sorted(set(recipe) - {"train", "params", "note"})
+        extra = sorted(set(recipe) - {"train", "params", "note", "representation"})
         if extra or not isinstance(recipe.get("note"), str) or not recipe["note"].strip():
             raise ValueError(f"{where}: needs keys train / params / note (a non-empty source "
                              f"note), got {sorted(recipe)}")
@@ -245,8 +246,7 @@ class ModelSpec:
         the builder becomes a ConfigError naming the params. Returns the checked params."""
         params = dict(params or {})
         checked = self.check_params(params)
-        shape = input_shape or self.default_input
-        shape = dict(shape) if isinstance(shape, Mapping) else tuple(shape)
+        shape = _one_input(input_shape or self.default_input)
         try:
             with warnings.catch_warnings():  # e.g. torch on zero-size layers: the error says it
                 warnings.simplefilter("ignore")
@@ -284,8 +284,7 @@ class ModelSpec:
     def build_module(self, input_shape: Any, n_classes: int, **params: Any) -> Any:
         """Build the model (nn.Module or estimator) for per-sample `input_shape` (a mapping
         input name -> shape for a network with several named inputs)."""
-        shape = input_shape if isinstance(input_shape, Mapping) else tuple(input_shape)
-        return self.build(shape, n_classes, **self.check_params(params))
+        return self.build(_one_input(input_shape), n_classes, **self.check_params(params))
 
     # -- recipes --------------------------------------------------------------------------
     @property
@@ -304,6 +303,24 @@ class ModelSpec:
                               f"{list(self.recipe_names)}")
         recipe = self.recipes[name]
         return dict(recipe.get("train") or {}), dict(recipe.get("params") or {})
+
+    def recipe_representation(self, name: str) -> dict[str, Any]:
+        """The representation options recipe `name` sets (per input / target name for a
+        multi-input model), applied under the user's own; {} for "default"."""
+        if name == DEFAULT_RECIPE:
+            return {}
+        self.recipe(name)  # ConfigError for an unknown recipe
+        return dict(self.recipes[name].get("representation") or {})
+
+
+def _one_input(shape: Any) -> tuple[int, ...] | dict[str, tuple[int, ...]]:
+    """A per-sample shape, or a mapping per input name; {"input": shape} (one input with
+    targets) is the bare shape: such a network takes one positional input."""
+    if isinstance(shape, Mapping):
+        if list(shape) == ["input"]:
+            return tuple(shape["input"])
+        return {k: tuple(v) for k, v in shape.items()}
+    return tuple(shape)
 
 
 def _zeros(shape: tuple[int, ...]) -> torch.Tensor:

@@ -8,6 +8,7 @@ formula is not public, so a Fisher-ratio form is used, documented on the functio
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from microexpr.errors import InputShapeError
 
@@ -55,3 +56,63 @@ def deviation_enhancement_loss(features: torch.Tensor, labels: torch.Tensor, *,
     between = (counts * ((means - x.mean(dim=0)) ** 2).sum(dim=1)).sum() / n
     floor = eps * (within + between) + torch.finfo(x.dtype).tiny  # tiny: all features equal
     return torch.log(within + floor) - torch.log(between + floor)
+
+
+# -- MOL's auxiliary tasks: flow and landmarks of the crop the network saw ------------------
+
+LEFT_EYE, RIGHT_EYE = slice(36, 42), slice(42, 48)  # 68-point scheme
+
+
+def crop_flow(target: torch.Tensor, offsets: torch.Tensor, size: int) -> torch.Tensor:
+    """The size x size window at `offsets` ((top, left) per sample, N x 2) of flow targets
+    N x P x H x W x 2 (channels last, as the representation holds them), as N x P x 2 x size
+    x size (the layout the network predicts)."""
+    if target.ndim != 5 or target.shape[-1] != 2:
+        raise InputShapeError(f"flow targets must be N x P x H x W x 2, got "
+                              f"{tuple(target.shape)}")
+    n = target.shape[0]
+    steps = torch.arange(size, device=target.device)
+    rows = offsets[:, 0:1].to(target.device) + steps  # N x size
+    cols = offsets[:, 1:2].to(target.device) + steps
+    window = target[torch.arange(n, device=target.device)[:, None, None], :,
+                    rows[:, :, None], cols[:, None, :]]  # N x size x size x P x 2
+    return window.permute(0, 3, 4, 1, 2)
+
+
+def shift_landmarks(target: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """Landmarks N x ... x K x 2 ((x, y) input pixels) in the coordinates of the crop whose
+    (top, left) are `offsets` (N x 2)."""
+    shift = offsets[:, [1, 0]].to(target.dtype).to(target.device)  # (left, top) = (x, y)
+    return target - shift.view(shift.shape[0], *(1,) * (target.ndim - 2), 2)
+
+
+def inter_ocular(landmarks: torch.Tensor) -> torch.Tensor:
+    """Distance between the eye centres (means of points 36-41 and 42-47) of 68-point
+    landmarks ... x 68 x 2; at least 1 pixel."""
+    left = landmarks[..., LEFT_EYE, :].mean(dim=-2)
+    right = landmarks[..., RIGHT_EYE, :].mean(dim=-2)
+    return (left - right).norm(dim=-1).clamp(min=1.0)
+
+
+def flow_mse(predicted: torch.Tensor, target: torch.Tensor, offsets: torch.Tensor
+             ) -> torch.Tensor:
+    """MOL's flow loss: the mean squared error of predicted flows N x P x 2 x s x s against
+    the targets' crop, divided by the number of flows P once more, as the authors' training
+    script does (their weight 10 applies to this value)."""
+    truth = crop_flow(target, offsets, predicted.shape[-1])
+    return nn.functional.mse_loss(predicted, truth) / predicted.shape[1]
+
+
+def landmark_l1(predicted: torch.Tensor, target: torch.Tensor, offsets: torch.Tensor
+                ) -> torch.Tensor:
+    """MOL's landmark loss: the L1 distance of each point (|dx| + |dy|) divided by the
+    target's inter-ocular distance, averaged over points and samples and summed over the P
+    frames, as the authors' training script does. `predicted` N x P x K x 2 (crop pixels)
+    are the last P frames of `target` N x T x K x 2 (input pixels)."""
+    frames = predicted.shape[1]
+    if target.ndim != 4 or target.shape[1] < frames or target.shape[2:] != predicted.shape[2:]:
+        raise InputShapeError(f"landmark targets {tuple(target.shape)} do not match the "
+                              f"predictions {tuple(predicted.shape)} (N x frames x points x 2)")
+    truth = shift_landmarks(target[:, -frames:], offsets)
+    error = (predicted - truth).abs().sum(dim=-1)  # N x P x K
+    return (error / inter_ocular(truth)[..., None]).mean() * frames

@@ -34,7 +34,8 @@ def as_outputs(out: torch.Tensor | Mapping[str, torch.Tensor]) -> Mapping[str, t
     return {"logits": out}
 
 
-Term = Callable[[Mapping[str, torch.Tensor], Mapping[str, torch.Tensor]], torch.Tensor]
+Term = Callable[[Mapping[str, torch.Tensor], Mapping[str, torch.Tensor]],
+                torch.Tensor | None]
 
 
 def _cross_entropy(class_weight: torch.Tensor | None) -> Term:
@@ -49,10 +50,44 @@ def _deviation(class_weight: torch.Tensor | None) -> Term:
                                                               batch["label"])
 
 
-# Loss terms by name: each a factory (class weights or None) -> term(outputs, batch).
+def _flow(class_weight: torch.Tensor | None) -> Term:
+    """MSE of the predicted flows against the batch's "flow" target (cropped as the network
+    cropped its input); None when the network has no flow head."""
+    from microexpr.training.losses import flow_mse
+
+    def term(outputs, batch):
+        if "flow" not in outputs:
+            return None
+        return flow_mse(outputs["flow"], batch["flow"], _offsets(outputs))
+    return term
+
+
+def _landmarks(class_weight: torch.Tensor | None) -> Term:
+    """MOL's inter-ocular-normalised L1 against the batch's "landmarks" target; None when the
+    network has no landmark head."""
+    from microexpr.training.losses import landmark_l1
+
+    def term(outputs, batch):
+        if "landmarks" not in outputs:
+            return None
+        return landmark_l1(outputs["landmarks"], batch["landmarks"], _offsets(outputs))
+    return term
+
+
+def _offsets(outputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    if "crop_offsets" in outputs:
+        return outputs["crop_offsets"]
+    n = outputs["logits"].shape[0]
+    return torch.zeros((n, 2), dtype=torch.long, device=outputs["logits"].device)
+
+
+# Loss terms by name: each a factory (class weights or None) -> term(outputs, batch); a term
+# may return None when the network does not compute what it needs (an ablated head).
 TERMS: dict[str, Callable[[torch.Tensor | None], Term]] = {
     "cross_entropy": _cross_entropy,
     "deviation": _deviation,
+    "flow": _flow,
+    "landmarks": _landmarks,
 }
 
 
@@ -77,6 +112,11 @@ OBJECTIVES: dict[str, ObjectiveSpec] = {
         "deviation_enhanced", {"cross_entropy": 1.0, "deviation": 0.1}, ("features",),
         "cross-entropy + weight x deviation-enhancement loss on the model's 'features' "
         "(SMA-STN's DE-Loss, see microexpr.training.losses)"),
+    "mol": ObjectiveSpec(
+        "mol", {"cross_entropy": 1.0, "flow": 10.0, "landmarks": 0.1}, (),
+        "MOL's joint loss: cross-entropy + 10 x flow MSE + 0.1 x landmark L1 / inter-ocular "
+        "distance, on the targets 'flow' and 'landmarks' (a term whose head the network "
+        "lacks is skipped)"),
 }
 
 
@@ -132,6 +172,8 @@ class Objective:
             if weight == 0:
                 continue
             value = self._terms[term](outputs, batch)
+            if value is None:  # the network lacks what the term needs (an ablated head)
+                continue
             terms[term] = value
             total = weight * value if total is None else total + weight * value
         if total is None:
