@@ -94,3 +94,18 @@ def test_a_bad_recipe_is_refused_at_registration(recipes, problem):
         "paper") == ({}, {"dropout": 0.1})
     with pytest.raises(ValueError, match="takes no training options"):
         recipe_spec({"paper": {"train": {"epochs": 5}, "note": "a"}}, kind="sklearn")
+
+
+def test_a_recipe_may_set_representation_options_under_the_users():
+    from microexpr.evaluation.runner import _merge_options
+
+    spec = recipe_spec({"paper": {"representation": {"flow": {"size": 144, "method": "tvl1"}},
+                                  "note": "a"}})
+    assert spec.recipe_representation("default") == {}
+    options = spec.recipe_representation("paper")
+    assert options == {"flow": {"size": 144, "method": "tvl1"}}
+    assert _merge_options(options, {"flow": {"method": "dis"}}) == {
+        "flow": {"size": 144, "method": "dis"}}
+    assert _merge_options({}, None) is None
+    with pytest.raises(ConfigError, match="no recipe"):
+        spec.recipe_representation("fast")
