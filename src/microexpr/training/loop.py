@@ -49,7 +49,7 @@ class TrainConfig:
     names absent from the input are not negated (`resolve_flip_indices`). Integers in
     `flip_negate` are read as channel indices, as older configs wrote them.
     `objective` names the loss (`microexpr.training.objectives`: "cross_entropy",
-    "deviation_enhanced"); `loss_weights` overrides the weights of its terms by name
+    "deviation_enhanced", "mol"); `loss_weights` overrides the weights of its terms by name
     ({"deviation": 0.0} switches SMA-STN's DE-Loss off: an ablation).
 
     Every value is checked on construction (type, then range): a bad one raises a ConfigError
