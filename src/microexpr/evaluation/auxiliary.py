@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-LEFT_EYE, RIGHT_EYE = slice(36, 42), slice(42, 48)
+from microexpr.training.losses import LEFT_EYE, RIGHT_EYE
 
 
 def _crop_flow(target: np.ndarray, offsets: np.ndarray, size: int) -> np.ndarray:

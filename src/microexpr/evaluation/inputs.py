@@ -5,7 +5,7 @@ model's channels, the input size, and the checks that must pass before any fold 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -158,8 +158,6 @@ def prepare_named_inputs(given: GivenData, spec: Any, configs: dict[str, tuple[s
                          cache_dir: Any, jobs: int | None, progress: bool) -> NamedInputs:
     """Compute (cached) every input and target of a multi-input model for the clips of
     `given`; clips that fail any of them are left out and reported."""
-    from dataclasses import asdict
-
     if given.inputs is not None:
         raise ConfigError(f"{spec.name} takes the inputs {list(spec.named_inputs())} and "
                           f"targets {list(spec.named_targets())}, computed from a database; a "

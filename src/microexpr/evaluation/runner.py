@@ -144,15 +144,17 @@ def _fit_predict(shared: _Shared, train: np.ndarray, test: np.ndarray, seed: int
         info["history"] = history.rows()
     if getattr(classifier, "transfer", None) is not None:
         info["transferred_tensors"] = len(classifier.transfer.loaded)
-    if shared.targets:  # auxiliary predictions (flow, landmarks) scored on the test clips
-        from microexpr.evaluation.auxiliary import fold_auxiliary
+    if not shared.targets:
+        return classifier.predict_proba(_take(shared.inputs, test)), info
+    # auxiliary predictions (flow, landmarks) scored on the test clips, from the same pass
+    from microexpr.evaluation.auxiliary import fold_auxiliary
+    from microexpr.training.torch_classifier import probabilities
 
-        outputs = classifier.predict_outputs(_take(shared.inputs, test))
-        scores = fold_auxiliary(outputs, _take(shared.targets, test),
-                                _take(shared.targets, train))
-        if len(scores) > 1:
-            info["auxiliary"] = scores
-    return classifier.predict_proba(_take(shared.inputs, test)), info
+    outputs = classifier.predict_outputs(_take(shared.inputs, test))
+    scores = fold_auxiliary(outputs, _take(shared.targets, test), _take(shared.targets, train))
+    if len(scores) > 1:
+        info["auxiliary"] = scores
+    return probabilities(outputs), info
 
 
 def _take(arrays: np.ndarray | dict[str, np.ndarray], index: np.ndarray) -> Any:

@@ -52,6 +52,11 @@ def _plain(values: dict[str, Any], names: list[str]) -> Any:
     return values[SINGLE] if names == [SINGLE] else values
 
 
+def probabilities(outputs: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Class probabilities (softmax of the logits) from `predict_outputs`' result."""
+    return torch.softmax(torch.from_numpy(outputs["logits"]), dim=1).numpy()
+
+
 class TorchClassifier:
     """A registered torch model trained by the one training loop (scikit-learn style).
 
@@ -173,7 +178,7 @@ class TorchClassifier:
         self.std = _plain({n: (named[n].std(axis=axes[n]) + 1e-6).astype(np.float32)
                            for n in names}, names)
         generator = seed_everything(self.seed)
-        self.module = self.spec.build_module(self._build_shape(), len(self.classes),
+        self.module = self.spec.build_module(self.input_shape, len(self.classes),
                                              **self.params)
         if self.init is not None:
             from microexpr.training.transfer import init_from
@@ -206,10 +211,6 @@ class TorchClassifier:
             flip_negate=None if names == [SINGLE] else flips)
         return self
 
-    def _build_shape(self) -> tuple[int, ...] | dict[str, tuple[int, ...]]:
-        """What the spec's builder gets: the per-sample shape, or a mapping per input."""
-        return self.input_shape
-
     def predict_outputs(self, x: Any) -> dict[str, np.ndarray]:
         """Everything the network returns for x (eval mode): "logits" and, for models that
         return more, their other outputs (SMA-STN's "segment_weights", ...)."""
@@ -219,8 +220,7 @@ class TorchClassifier:
 
     def predict_proba(self, x: Any) -> np.ndarray:
         """Class probabilities, N x len(classes), columns in `classes` order."""
-        logits = self.predict_outputs(x)["logits"]
-        return torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+        return probabilities(self.predict_outputs(x))
 
     def predict(self, x: Any) -> np.ndarray:
         return np.array(self.classes)[self.predict_proba(x).argmax(axis=1)]
@@ -263,7 +263,7 @@ class TorchClassifier:
         else:
             model.input_shape = {n: tuple(shape[n]) for n in names}
             model.channels = {n: tupled((chans or {}).get(n)) for n in names}
-        model.module = model.spec.build_module(model._build_shape(), len(model.classes),
+        model.module = model.spec.build_module(model.input_shape, len(model.classes),
                                                **params)
         model.module.load_state_dict(checkpoint.state_dict)
         model.mean, model.std = checkpoint.arrays["mean"], checkpoint.arrays["std"]
