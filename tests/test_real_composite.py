@@ -85,8 +85,10 @@ def test_models_pick_their_channels_by_name(composite, tmp_path):
                            progress=False)
     b = microexpr.evaluate(reordered / "manifest.csv", "logreg", channels="strain,v,u",
                            write=False, progress=False)
+    # the same features in another order: the same model up to the solver's tolerance
+    # (lbfgs paths differ by a few 1e-6 with the feature order in scikit-learn 1.9)
     np.testing.assert_allclose(a.predictions.filter(like="p_"), b.predictions.filter(like="p_"),
-                               atol=1e-6)
+                               atol=1e-4)
     with pytest.raises(InputShapeError, match="strain"):
         microexpr.evaluate(composite, "ststnet", channels="u,v,magnitude", write=False,
                            progress=False)

@@ -228,7 +228,9 @@ def test_warmup_and_schedules():
     np.testing.assert_allclose(plain, [0.5 * (1 + math.cos(math.pi * e / 4)) for e in range(4)])
 
 
-def test_the_loop_applies_the_warmup_to_the_optimizer(monkeypatch):
+@pytest.fixture
+def sgd_lrs(monkeypatch):
+    """The learning rate of every SGD step taken while the test runs."""
     seen = []
     real_step = torch.optim.SGD.step
 
@@ -237,11 +239,38 @@ def test_the_loop_applies_the_warmup_to_the_optimizer(monkeypatch):
         return real_step(self, *args, **kwargs)
 
     monkeypatch.setattr(torch.optim.SGD, "step", step)
+    return seen
+
+
+def test_the_loop_applies_the_warmup_to_the_optimizer(sgd_lrs):
+    seen = sgd_lrs
     y = np.array([0, 1, 2, 0])
     config = TrainConfig(epochs=4, batch_size=4, lr=0.3, optimizer="sgd", warmup_epochs=2)
     train(LabelRecorder(), encoded(y), y, config, n_classes=3, device=torch.device("cpu"),
           generator=generator())
     np.testing.assert_allclose(seen, [0.1, 0.2, 0.3, 0.3])
+
+
+def test_steps_fix_the_optimiser_steps_whatever_the_fold_size(sgd_lrs):
+    seen = sgd_lrs
+    for n in (6, 13):  # 2 and 3 batches of 4 an epoch (a last batch of one is skipped)
+        seen.clear()
+        y = np.arange(n) % 3
+        config = TrainConfig(steps=7, batch_size=4, lr=0.3, optimizer="sgd",
+                             schedule="cosine")
+        history = train(LabelRecorder(), encoded(y), y, config, n_classes=3,
+                        device=torch.device("cpu"), generator=generator())
+        epochs = {6: 4, 13: 3}[n]
+        assert len(seen) == 7
+        assert len(history.train_loss) == epochs  # the last epoch cut short
+        per_epoch = {6: 2, 13: 3}[n]
+        expected = [0.3 * lr_factor(TrainConfig(epochs=epochs, schedule="cosine"), e)
+                    for e in range(epochs) for _ in range(per_epoch)][:7]
+        np.testing.assert_allclose(seen, expected)
+    with pytest.raises(ConfigError, match="warmup_epochs"):
+        train(LabelRecorder(), encoded(np.arange(8) % 3), np.arange(8) % 3,
+              TrainConfig(steps=2, batch_size=4, warmup_epochs=1), n_classes=3,
+              device=torch.device("cpu"), generator=generator())
 
 
 # -- validation ------------------------------------------------------------------------------
@@ -251,6 +280,7 @@ def test_the_loop_applies_the_warmup_to_the_optimizer(monkeypatch):
     ({"warmup_epochs": -1}, "warmup_epochs"),
     ({"epochs": 5, "warmup_epochs": 5}, "warmup_epochs"),
     ({"warmup_epochs": 1.5}, "warmup_epochs"),
+    ({"steps": -1}, "steps"),
     ({"augment_shift": -2}, "augment_shift"),
     ({"augment_shift": 0.5}, "augment_shift"),
     ({"augment_flip": 0.5}, "augment_flip"),

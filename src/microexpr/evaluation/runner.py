@@ -144,13 +144,17 @@ def _fit_predict(shared: _Shared, train: np.ndarray, test: np.ndarray, seed: int
         info["history"] = history.rows()
     if getattr(classifier, "transfer", None) is not None:
         info["transferred_tensors"] = len(classifier.transfer.loaded)
+    start = time.perf_counter()
     if not shared.targets:
-        return classifier.predict_proba(_take(shared.inputs, test)), info
+        proba = classifier.predict_proba(_take(shared.inputs, test))
+        info["predict_seconds"] = round(time.perf_counter() - start, 4)
+        return proba, info
     # auxiliary predictions (flow, landmarks) scored on the test clips, from the same pass
     from microexpr.evaluation.auxiliary import fold_auxiliary
     from microexpr.training.torch_classifier import probabilities
 
     outputs = classifier.predict_outputs(_take(shared.inputs, test))
+    info["predict_seconds"] = round(time.perf_counter() - start, 4)
     scores = fold_auxiliary(outputs, _take(shared.targets, test), _take(shared.targets, train))
     if len(scores) > 1:
         info["auxiliary"] = scores

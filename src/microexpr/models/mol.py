@@ -11,13 +11,17 @@ decoder is ours by default (plain torch, light), and every choice is documented 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from microexpr.errors import ConfigError, InputShapeError
 from microexpr.models.layers import Dropout
+from microexpr.models.params import integer, one_of
+from microexpr.models.registry import ModelSpec, register_model
 
 DECODERS = ("light", "flownetc")
 CCC_GRAPHS = ("channels", "positions")
@@ -403,6 +407,11 @@ class LandmarkHead(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
+    def set_mean_shape(self, units: np.ndarray) -> None:
+        """Start at `units` (points x 2, (x, y) crop units about the centre) for every input."""
+        with torch.no_grad():
+            self.out.bias.copy_(torch.as_tensor(units.reshape(-1), dtype=self.out.bias.dtype))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.relu(self.conv(x)).flatten(1)
         return self.out(torch.relu(self.hidden(x))).reshape(-1, self.points, 2)
@@ -455,8 +464,15 @@ class MOL(nn.Module):
       `ChannelCorrespondenceConv`).
     - MER head: as theirs (no activation after the 3D convolution; dropout 0.5 after the
       pooling and after the hidden layer); its input size is computed, not fixed at 2560.
+    - `subtract_first` (off in the paper; on in the registered CPU default): the F5C blocks,
+      and so the MER head and the flow decoder's context, see every frame's features minus
+      the first frame's. The encoder is linear, so that is the encoding of the frame
+      differences: the identity is gone and only the movement is left, which a few dozen
+      training clips cannot teach the network to find in raw frames. The landmark head then
+      reads the raw frames' features (it needs the face, not its movement).
     - Landmarks: their head outputs pixels directly; ours outputs crop-relative units that
-      are mapped to crop pixels (the returned values are pixels either way).
+      are mapped to crop pixels (the returned values are pixels either way), and
+      `init_from_targets` starts it at the training mean shape (their head starts at random).
     - Flow: `decoder="light"` (default) is `LightFlowDecoder`, 0.33M parameters at the
       default widths, plain torch, correlation at 1/4 with +-3 cells; `decoder="flownetc"`
       is `FlowNetCDecoder`, the authors' FlowNetC (39.7M parameters here) with the
@@ -490,7 +506,8 @@ class MOL(nn.Module):
                  ccc_graph: str = "channels", flow_head: bool = True,
                  landmark_head: bool = True, decoder: str = "light", flow_width: int = 16,
                  max_displacement: int = 3, points: int = 68, hidden: int = 256,
-                 landmark_hidden: int = 512, dropout: float = 0.5):
+                 landmark_hidden: int = 512, dropout: float = 0.5,
+                 subtract_first: bool = False):
         super().__init__()
         for name, value, low in (("in_channels", in_channels, 1), ("n_classes", n_classes, 2),
                                  ("n_frames", n_frames, 2), ("crop", crop, MIN_CROP),
@@ -508,8 +525,11 @@ class MOL(nn.Module):
         if decoder == "flownetc" and flow_head and int(crop) % 8:
             raise ConfigError(f"decoder='flownetc' needs a crop divisible by 8, got crop="
                               f"{crop}; use crop={int(crop) // 8 * 8} or decoder='light'")
+        if not isinstance(subtract_first, bool):
+            raise ConfigError(f"MOL subtract_first must be true or false, got "
+                              f"{subtract_first!r}")
         self.in_channels, self.n_frames, self.crop = int(in_channels), int(n_frames), int(crop)
-        self.features = int(features)
+        self.features, self.subtract_first = int(features), subtract_first
         side = encoder_size(self.crop)
         self.feature_size = (side, side)
         f = self.features
@@ -531,6 +551,24 @@ class MOL(nn.Module):
             self.flow_decoder = (LightFlowDecoder(in_channels, 2 * f, flow_width,
                                                   max_displacement)
                                  if decoder == "light" else FlowNetCDecoder(in_channels, 2 * f))
+
+    def init_from_targets(self, targets: Mapping[str, np.ndarray],
+                          input_shape: tuple[int, ...]) -> None:
+        """Start the landmark head at the training mean shape (of frames 2..T, where the
+        centre crop puts it) instead of every point at the crop's centre: from there, at a
+        CPU learning rate, the output bias alone would take hundreds of steps to reach the
+        face. `targets["landmarks"]`: N x T x points x 2 in input pixels; `input_shape`:
+        the per-sample T x H x W x C."""
+        if self.landmark_head is None or "landmarks" not in targets:
+            return
+        points = np.asarray(targets["landmarks"], dtype=np.float64)
+        if points.ndim != 4 or points.shape[2:] != (self.landmark_head.points, 2):
+            raise InputShapeError(f"landmark targets must be N x T x {self.landmark_head.points}"
+                                  f" x 2, got {points.shape}")
+        height, width = int(input_shape[1]), int(input_shape[2])
+        mean = points[:, 1:].mean(axis=(0, 1))  # points x 2, (x, y) input pixels
+        mean -= np.array([(width - self.crop) // 2, (height - self.crop) // 2])
+        self.landmark_head.set_mean_shape(mean / self.crop - 0.5)
 
     def crop_offsets(self, n: int, height: int, width: int,
                      device: torch.device | None = None) -> torch.Tensor:
@@ -574,14 +612,18 @@ class MOL(nn.Module):
         frames = clip.transpose(1, 2)  # N x T x C x s x s
         encoded = self.encoder(frames.reshape(n * t, c, s, s))
         encoded = encoded.reshape(n, t, *encoded.shape[1:])
-        first = self.block_first(encoded[:, :-1].reshape(n * pairs, *encoded.shape[2:]))
-        second = self.block_second(encoded[:, 1:].reshape(n * pairs, *encoded.shape[2:]))
+        motion = encoded - encoded[:, :1] if self.subtract_first else encoded
+        first = self.block_first(motion[:, :-1].reshape(n * pairs, *encoded.shape[2:]))
+        second = self.block_second(motion[:, 1:].reshape(n * pairs, *encoded.shape[2:]))
         stacked = torch.stack([first, second], dim=1)  # N(T-1) x 2 x F x h x w
         stacked = stacked.reshape(n, 2 * pairs, *first.shape[1:]).permute(0, 2, 3, 4, 1)
         logits, features = self.mer_head(stacked)
         out = {"logits": logits, "features": features, "crop_offsets": offsets}
         if self.landmark_head is not None:
-            units = self.landmark_head(second).reshape(n, pairs, -1, 2)
+            # With subtract_first the blocks see motion only: landmarks need the frames.
+            source = (encoded[:, 1:].reshape(n * pairs, *encoded.shape[2:])
+                      if self.subtract_first else second)
+            units = self.landmark_head(source).reshape(n, pairs, -1, 2)
             out["landmarks"] = (units + 0.5) * self.crop
         if self.flow_decoder is not None:
             flow = self.flow_decoder(frames[:, :-1].reshape(n * pairs, c, s, s),
@@ -616,3 +658,56 @@ def _build(input_shape: tuple[int, ...], n_classes: int, **params) -> nn.Module:
             f"{min(height, width)}")
     return MOL(channels, n_classes, n_frames=frames, crop=crop, **params)
 
+
+# The CPU default: 8 frames of 72 px faces, random 64 px crops, F = 64 encoder channels. The
+# shared encoder is linear, so `subtract_first` (each frame's features minus the first
+# frame's) is the encoding of the frame differences: with a few dozen training clips the
+# network cannot learn to ignore the identity in raw frames (UF1 ~0.3 on the synthetic
+# database), from the differences it learns the movement (UF1 > 0.9).
+# Faces aligned once per clip ("align": {} is the default alignment) by the alignment the
+# landmark targets are expressed in, so frames, flow and landmarks share their pixels.
+_CLIP = {"length": 8, "size": 72, "align": {}}
+_PAPER_CLIP = {"length": 8, "size": 144, "align": {}}
+_LANDMARKS = {"length": 8, "size": 72}
+
+SPEC = register_model(ModelSpec(
+    name="mol",
+    build=_build,
+    representation="frame_clip",
+    representation_config=_CLIP,
+    targets={"flow": {"representation": "frame_flows", "config": {**_CLIP, "method": "tvl1"}},
+             "landmarks": {"representation": "landmarks", "config": _LANDMARKS}},
+    # AdamW and weight decay 1e-3 as the paper; lr 3e-3 with a cosine schedule and 20
+    # epochs replace their 1000 steps at 1e-4 (a GPU budget). The loss is theirs.
+    train={"epochs": 20, "batch_size": 16, "lr": 3e-3, "optimizer": "adamw",
+           "weight_decay": 1e-3, "schedule": "cosine", "objective": "mol"},
+    params={"crop": 64, "features": 64, "flow_width": 8, "neighbors": 4, "ccc": True,
+            "ccc_graph": "channels", "flow_head": True, "landmark_head": True,
+            "decoder": "light", "max_displacement": 3, "subtract_first": True,
+            "hidden": 256, "landmark_hidden": 512, "dropout": 0.5},
+    param_rules={"crop": integer(MIN_CROP), "features": integer(16),
+                 "max_displacement": integer(0), "decoder": one_of(*DECODERS),
+                 "ccc_graph": one_of(*CCC_GRAPHS)},
+    default_input=(8, 72, 72, 1),
+    min_size=MIN_CROP,
+    # always returned; "flow" and "landmarks" too while their heads are on (the ablations
+    # switch them off)
+    outputs=("features", "crop_offsets"),
+    recipes={"paper": {
+        # per input / target name: the targets follow the frames' size
+        "representation": {"input": _PAPER_CLIP, "flow": _PAPER_CLIP,
+                           "landmarks": {**_LANDMARKS, "size": 144}},
+        "train": {"steps": 1000, "batch_size": 32, "lr": 1e-4, "optimizer": "adamw",
+                  "weight_decay": 1e-3, "schedule": "constant"},
+        "params": {"crop": 128, "features": 128, "flow_width": 16, "subtract_first": False},
+        "note": "Shao et al., TPAMI 2025 and github.com/CYF-cuber/MOL: 144 px faces, random "
+                "128 px crops, F = 128, raw frames, AdamW lr 1e-4, wd 1e-3, batch 32, 1000 "
+                "steps per fold; the light flow decoder (add "
+                "--param decoder=flownetc for their FlowNetC, ~40M parameters)",
+    }},
+    reference="Shao et al., MOL: Joint Estimation of Micro-Expression, Optical Flow, and "
+              "Landmark via Transformer-Graph-Style Convolution, IEEE TPAMI 2025, arXiv "
+              "2506.14511",
+    description="F5C (global circular convolutions + channel-graph convolution) over frame "
+                "pairs, with joint flow and landmark heads, from aligned frame clips",
+))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,9 @@ class TrainConfig:
 
     `early_stopping` keeps the epoch with the lowest loss on a validation split drawn from the
     training subjects (`val_fraction` of them); without it, exactly `epochs` epochs are run.
+    `steps` > 0 fixes the number of optimiser steps instead, whatever the fold's size (as
+    papers that train "N iterations per left-out subject" do): the epochs are as many as
+    the steps need, the last one cut short; schedules run over those epochs.
 
     `class_balance`: "none"; "loss" weights the cross-entropy by inverse class frequency;
     "sampler" draws each epoch's len(train) samples with replacement, with probability
@@ -58,6 +61,7 @@ class TrainConfig:
     """
 
     epochs: int = 40
+    steps: int = 0
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -75,7 +79,7 @@ class TrainConfig:
     loss_weights: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        ints = {"epochs": 1, "batch_size": 1, "patience": 1, "augment_shift": 0,
+        ints = {"epochs": 1, "steps": 0, "batch_size": 1, "patience": 1, "augment_shift": 0,
                 "warmup_epochs": 0}
         for name, low in ints.items():
             self._set(name, _int_option(name, getattr(self, name), low))
@@ -269,6 +273,25 @@ def lr_factor(config: TrainConfig, epoch: int) -> float:
     return 1.0
 
 
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Optimiser steps of one epoch over n samples (a last batch of one is skipped)."""
+    full, rest = divmod(n, batch_size)
+    return full + (1 if rest > 1 or (rest == 1 and n == 1) else 0)
+
+
+def epochs_for_steps(config: TrainConfig, n: int) -> TrainConfig:
+    """`config` with the epochs that `config.steps` optimiser steps take over n samples
+    (unchanged when steps is 0)."""
+    if not config.steps:
+        return config
+    epochs = math.ceil(config.steps / max(steps_per_epoch(n, config.batch_size), 1))
+    if config.warmup_epochs >= epochs:
+        raise ConfigError(f"steps={config.steps} over {n} training samples make {epochs} "
+                          f"epoch(s), no more than warmup_epochs={config.warmup_epochs}: "
+                          f"lower warmup_epochs or raise steps")
+    return replace(config, epochs=epochs)
+
+
 def balanced_order(y: torch.Tensor, n_classes: int, generator: torch.Generator) -> torch.Tensor:
     """len(y) sample indices drawn with replacement, each with probability inverse to its
     class's frequency: every present class is drawn equally often on average."""
@@ -381,6 +404,8 @@ def train(
     history = History()
     best_state, best_loss, since_best = None, math.inf, 0
     held_out = Samples(*validation) if validation is not None else None
+    config = epochs_for_steps(config, len(samples))
+    steps_left = config.steps or math.inf
     for epoch in range(config.epochs):
         for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
             group["lr"] = base * lr_factor(config, epoch)
@@ -389,12 +414,16 @@ def train(
             order = balanced_order(samples.label, n_classes, generator)
         else:
             order = torch.randperm(len(samples), generator=generator)
-        running = 0.0
+        running, seen = 0.0, 0
         term_sums: dict[str, float] = {}
         for start in range(0, len(order), config.batch_size):
             index = order[start:start + config.batch_size]
             if len(index) < 2 and len(order) > 1:
                 continue  # a batch of one breaks batch norm and adds nothing
+            if steps_left <= 0:
+                break
+            steps_left -= 1
+            seen += len(index)
             optimizer.zero_grad(set_to_none=True)
             batch = samples.batch(index, device)
             if augmenting:
@@ -405,9 +434,9 @@ def train(
             running += float(loss.detach()) * len(index)
             for term, value in terms.items():
                 term_sums[term] = term_sums.get(term, 0.0) + float(value.detach()) * len(index)
-        history.train_loss.append(running / len(order))
+        history.train_loss.append(running / max(seen, 1))
         for term, total in term_sums.items():
-            history.terms.setdefault(term, []).append(total / len(order))
+            history.terms.setdefault(term, []).append(total / max(seen, 1))
         if held_out is not None:
             val_loss = evaluate_loss(model, held_out, objective, config.batch_size, device)
             history.val_loss.append(val_loss)

@@ -140,7 +140,9 @@ class TorchClassifier:
             ) -> TorchClassifier:
         """Train on x (N x H x W x C, or a mapping of named such arrays) and labels y; groups
         (subjects) feed early stopping; `targets` are named auxiliary targets (N x ...) for
-        objectives that use them.
+        objectives that use them. A network with an `init_from_targets(targets, input_shape)`
+        method is handed the training targets before its first step (MOL starts its landmark
+        head at their mean shape), unless `init` loaded pretrained weights.
 
         `channels` names x's channels (last axis), e.g. ("u", "v", "strain"), or per input
         name; without it the model's `input_channels` are assumed when their number matches.
@@ -201,12 +203,16 @@ class TorchClassifier:
                 {k: v[val_mask] for k, v in targets.items()})
         train_x = {n: a[train_mask] for n, a in named.items()} if names != [SINGLE] \
             else named[SINGLE][train_mask]
+        train_targets = {k: v[train_mask] for k, v in targets.items()}
+        start = getattr(self.module, "init_from_targets", None)
+        if callable(start) and train_targets and self.init is None:
+            start(train_targets, self.input_shape)  # a data-dependent start (MOL's mean shape)
         means, stds = self._per_input(self.mean), self._per_input(self.std)
         centers = {n: -means[n] / stds[n] for n in names}  # raw 0 after standardising
         self.history = train(
             self.module, self._model_input(self._prepare(train_x)), y_idx[train_mask], config,
             n_classes=len(self.classes), device=self.device, generator=generator,
-            validation=validation, targets={k: v[train_mask] for k, v in targets.items()},
+            validation=validation, targets=train_targets,
             flip_center=_plain(centers, names),
             flip_negate=None if names == [SINGLE] else flips)
         return self
