@@ -349,6 +349,11 @@ MOL_VARIANTS = (
 )
 
 
+def _with_baseline(scores: dict, name: str, baseline: str) -> str:
+    """'score (baseline)' for a table cell; '-' when the score was not computed."""
+    return f"{scores[name]:.4f} ({scores[baseline]:.4f})" if name in scores else "-"
+
+
 def bench_mol(jobs: int) -> None:
     """MOL's CPU default and its ablations under LOSO on the default synthetic database:
     UF1, seconds per fold, inference milliseconds per clip, flow EPE and landmark NME next
@@ -370,12 +375,8 @@ def bench_mol(jobs: int) -> None:
             fit = float(np.mean([f["fit_seconds"] for f in folds]))
             per_clip = 1000 * sum(f["predict_seconds"] for f in folds) / len(data.clips)
             m, aux = result.metrics, result.metrics.get("auxiliary", {})
-
-            def pair(name: str, baseline: str, aux=aux) -> str:
-                return (f"{aux[name]:.4f} ({aux[baseline]:.4f})" if name in aux else "-")
-
-            flow = pair("flow_epe", "flow_epe_zero")
-            marks = pair("landmark_nme", "landmark_nme_mean_shape")
+            flow = _with_baseline(aux, "flow_epe", "flow_epe_zero")
+            marks = _with_baseline(aux, "landmark_nme", "landmark_nme_mean_shape")
             rows.append(f"| mol | {label} | {m['uf1']:.3f} | {m['uar']:.3f} | "
                         f"{m['accuracy']:.3f} | {fit:.1f} | {per_clip:.1f} | {seconds:.0f} | "
                         f"{flow} | {marks} |")

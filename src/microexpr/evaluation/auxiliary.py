@@ -16,7 +16,7 @@ import numpy as np
 from microexpr.training.losses import LEFT_EYE, RIGHT_EYE
 
 
-def _crop_flow(target: np.ndarray, offsets: np.ndarray, size: int) -> np.ndarray:
+def crop_flows(target: np.ndarray, offsets: np.ndarray, size: int) -> np.ndarray:
     """N x P x 2 x size x size windows of N x P x H x W x 2 flows at (top, left) offsets."""
     out = np.empty((len(target), target.shape[1], 2, size, size), dtype=np.float64)
     for i, (top, left) in enumerate(np.asarray(offsets, dtype=int)):
@@ -46,7 +46,7 @@ def fold_auxiliary(outputs: Mapping[str, np.ndarray], test_targets: Mapping[str,
     scores: dict[str, float] = {"n": float(n)}
     if "flow" in outputs and "flow" in test_targets:
         predicted = np.asarray(outputs["flow"], dtype=np.float64)
-        truth = _crop_flow(np.asarray(test_targets["flow"]), offsets, predicted.shape[-1])
+        truth = crop_flows(np.asarray(test_targets["flow"]), offsets, predicted.shape[-1])
         scores["flow_epe"] = float(np.mean(np.linalg.norm(predicted - truth, axis=2)))
         scores["flow_epe_zero"] = float(np.mean(np.linalg.norm(truth, axis=2)))
     if "landmarks" in outputs and "landmarks" in test_targets:

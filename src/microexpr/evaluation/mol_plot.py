@@ -10,14 +10,16 @@ from typing import Any
 import numpy as np
 
 from microexpr.errors import InputShapeError
+from microexpr.evaluation.auxiliary import crop_flows
 
 
 def _flow_image(flow: np.ndarray, scale: float) -> np.ndarray:
-    """H x W x 2 flow as an RGB image: hue = direction, brightness = magnitude / scale."""
+    """2 x H x W flow (u, v) as an RGB image: hue = direction, brightness = magnitude /
+    scale."""
     import matplotlib.colors as colors
 
-    angle = (np.arctan2(flow[..., 1], flow[..., 0]) + np.pi) / (2 * np.pi)
-    value = np.clip(np.linalg.norm(flow, axis=-1) / max(scale, 1e-9), 0, 1)
+    angle = (np.arctan2(flow[1], flow[0]) + np.pi) / (2 * np.pi)
+    value = np.clip(np.linalg.norm(flow, axis=0) / max(scale, 1e-9), 0, 1)
     return colors.hsv_to_rgb(np.stack([angle, np.ones_like(angle), value], axis=-1))
 
 
@@ -46,19 +48,20 @@ def plot_mol(model: Any, clip: np.ndarray, targets: Mapping[str, np.ndarray] | N
         raise InputShapeError("this model predicts neither flow nor landmarks: plot_mol "
                               "needs a mol network with at least one of its heads")
     targets = dict(targets or {})
-    top, left = (int(v) for v in np.asarray(outputs["crop_offsets"])[0])
+    offsets = np.asarray(outputs["crop_offsets"])
+    top, left = (int(v) for v in offsets[0])
     crop = int(model.module.crop)
     frames = clip[:, top:top + crop, left:left + crop, 0]
     pairs = clip.shape[0] - 1
-    flow = outputs.get("flow")
-    flow = None if flow is None else np.moveaxis(np.asarray(flow)[0], 1, -1)  # P x s x s x 2
-    truth = targets.get("flow")
-    if truth is not None:
-        truth = np.asarray(truth)[:, top:top + crop, left:left + crop]
-    rows = 1 + (flow is not None) + (truth is not None)
+    flows = {}  # name -> P x 2 x crop x crop
+    if "flow" in outputs:
+        flows["predicted"] = np.asarray(outputs["flow"])[0]
+    if "flow" in targets:
+        flows["target"] = crop_flows(np.asarray(targets["flow"])[None], offsets, crop)[0]
+    rows = 1 + len(flows)
     fig, axes = plt.subplots(rows, pairs, figsize=(1.6 * pairs, 1.7 * rows), squeeze=False)
-    scale = max(float(np.percentile(np.linalg.norm(a, axis=-1), 99)) for a in
-                (x for x in (flow, truth) if x is not None)) if rows > 1 else 1.0
+    scale = max((float(np.percentile(np.linalg.norm(f, axis=1), 99)) for f in flows.values()),
+                default=1.0)
     marks = outputs.get("landmarks")
     true_marks = targets.get("landmarks")
     for p in range(pairs):
@@ -71,13 +74,9 @@ def plot_mol(model: Any, clip: np.ndarray, targets: Mapping[str, np.ndarray] | N
             points = np.asarray(marks)[0, p]
             ax.scatter(points[:, 0], points[:, 1], s=3, c="red", label="predicted")
         ax.set_title(f"frame {p + 2}", fontsize=8)
-        row = 1
-        for name, values in (("predicted", flow), ("target", truth)):
-            if values is None:
-                continue
+        for row, (name, values) in enumerate(flows.items(), start=1):
             axes[row, p].imshow(_flow_image(values[p], scale))
             axes[row, p].set_title(f"{name} {p + 1}->{p + 2}", fontsize=7)
-            row += 1
     for ax in axes.ravel():
         ax.set_axis_off()
     if marks is not None or true_marks is not None:

@@ -662,8 +662,9 @@ def _build(input_shape: tuple[int, ...], n_classes: int, **params) -> nn.Module:
 # The CPU default: 8 frames of 72 px faces, random 64 px crops, F = 64 encoder channels. The
 # shared encoder is linear, so `subtract_first` (each frame's features minus the first
 # frame's) is the encoding of the frame differences: with a few dozen training clips the
-# network cannot learn to ignore the identity in raw frames (UF1 ~0.3 on the synthetic
-# database), from the differences it learns the movement (UF1 > 0.9).
+# network cannot learn to ignore the identity in raw frames (UF1 0.25 on the synthetic
+# database, 6 subjects training, 6 testing), from the differences it learns the movement
+# (UF1 0.99 under LOSO, docs/benchmarks.md).
 # Faces aligned once per clip ("align": {} is the default alignment) by the alignment the
 # landmark targets are expressed in, so frames, flow and landmarks share their pixels.
 _CLIP = {"length": 8, "size": 72, "align": {}}

@@ -99,7 +99,7 @@ class TrainConfig:
             if not isinstance(value, bool | np.bool_):
                 raise _bad(name, value, "true or false")
             self._set(name, bool(value))
-        if self.warmup_epochs >= self.epochs:
+        if not self.steps and self.warmup_epochs >= self.epochs:  # steps: epochs_for_steps
             raise _bad("warmup_epochs", self.warmup_epochs,
                        f"an integer in 0..epochs-1 ({self.epochs - 1})")
         self._set("flip_negate", _flip_negate_option(self.flip_negate))
