@@ -150,8 +150,18 @@ def representation_configs(spec: Any, options: dict | None) -> dict[str, tuple[s
         raise ConfigError(f"{spec.name} takes representation options per input / target "
                           f"name ({', '.join(named)}), e.g. representation={{'"
                           f"{next(iter(named))}': {{'size': 32}}}}; got {sorted(options)}")
-    return {name: (rep, make_config(rep, {**defaults, **options.get(name, {})}))
-            for name, (rep, defaults) in named.items()}
+    configs = {name: (rep, make_config(rep, {**defaults, **options.get(name, {})}))
+               for name, (rep, defaults) in named.items()}
+    for option in getattr(spec, "shared_options", ()):
+        values = {name: getattr(config, option) for name, (_, config) in configs.items()
+                  if hasattr(config, option)}
+        if len({repr(v) for v in values.values()}) > 1:
+            given = ", ".join(f"{name}: {value!r}" for name, value in values.items())
+            raise ConfigError(f"{spec.name} needs the same {option!r} for its inputs and "
+                              f"targets (they must share their frames and pixels), got "
+                              f"{given}; set representation option {option!r} for all of "
+                              f"{', '.join(values)}")
+    return configs
 
 
 def prepare_named_inputs(given: GivenData, spec: Any, configs: dict[str, tuple[str, Any]], *,

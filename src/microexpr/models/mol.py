@@ -417,6 +417,25 @@ class LandmarkHead(nn.Module):
         return self.out(torch.relu(self.hidden(x))).reshape(-1, self.points, 2)
 
 
+def _check_target_geometry(targets: Mapping[str, np.ndarray], frames: int, height: int,
+                           width: int) -> None:
+    """Flow targets N x (T-1) x H x W x 2 and landmark targets N x T x K x 2 of the frames'
+    T, H, W: flow is cropped with the frames' windows, and both must be on the same pixels."""
+    fix = ("give the frames and the targets the same length and size (representation "
+           "options 'input', 'flow' and 'landmarks' together)")
+    if "flow" in targets:
+        shape = np.shape(targets["flow"])
+        if len(shape) != 5 or tuple(shape[1:]) != (frames - 1, height, width, 2):
+            raise InputShapeError(f"flow targets must be N x {frames - 1} x {height} x {width} x "
+                                  f"2 for frame clips of {frames} x {height} x {width}, got "
+                                  f"{tuple(shape)}: {fix}")
+    if "landmarks" in targets:
+        shape = np.shape(targets["landmarks"])
+        if len(shape) == 4 and shape[1] != frames:
+            raise InputShapeError(f"landmark targets have {shape[1]} frames per clip, the frame "
+                                  f"clips {frames}: {fix}")
+
+
 class MOL(nn.Module):
     """MOL over frame clips N x C x T x H x W (aligned gray faces, T = 8, 144 x 144).
 
@@ -558,14 +577,17 @@ class MOL(nn.Module):
         centre crop puts it) instead of every point at the crop's centre: from there, at a
         CPU learning rate, the output bias alone would take hundreds of steps to reach the
         face. `targets["landmarks"]`: N x T x points x 2 in input pixels; `input_shape`:
-        the per-sample T x H x W x C."""
+        the per-sample T x H x W x C. Targets of another clip length or frame size than the
+        frames (a representation option changed for one of them only) are an InputShapeError
+        here, before the first step."""
+        frames, height, width = (int(v) for v in input_shape[:3])
+        _check_target_geometry(targets, frames, height, width)
         if self.landmark_head is None or "landmarks" not in targets:
             return
         points = np.asarray(targets["landmarks"], dtype=np.float64)
         if points.ndim != 4 or points.shape[2:] != (self.landmark_head.points, 2):
             raise InputShapeError(f"landmark targets must be N x T x {self.landmark_head.points}"
                                   f" x 2, got {points.shape}")
-        height, width = int(input_shape[1]), int(input_shape[2])
         mean = points[:, 1:].mean(axis=(0, 1))  # points x 2, (x, y) input pixels
         mean -= np.array([(width - self.crop) // 2, (height - self.crop) // 2])
         self.landmark_head.set_mean_shape(mean / self.crop - 0.5)
@@ -694,6 +716,7 @@ SPEC = register_model(ModelSpec(
     # always returned; "flow" and "landmarks" too while their heads are on (the ablations
     # switch them off)
     outputs=("features", "crop_offsets"),
+    shared_options=("length", "size", "align"),
     recipes={"paper": {
         # per input / target name: the targets follow the frames' size
         "representation": {"input": _PAPER_CLIP, "flow": _PAPER_CLIP,

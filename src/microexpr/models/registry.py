@@ -49,7 +49,10 @@ class ModelSpec:
     the network is then called with them as keyword arguments and `build` gets a mapping
     name -> per-sample shape. `targets` declares auxiliary targets the same way (name ->
     {"representation", "config"}): the runner computes and caches each per clip, and the
-    objective finds them in the batch by name.
+    objective finds them in the batch by name. `shared_options` are representation options
+    that every named input and target having them must set alike (MOL: "length", "size",
+    "align": frames, flow and landmarks on the same pixels); a run that changes one of them
+    for one name only is refused before any work.
 
     The training objective is a training option like any other (`train["objective"]`, see
     `microexpr.training.objectives`; cross-entropy when absent).
@@ -73,6 +76,7 @@ class ModelSpec:
     outputs: tuple[str, ...] = ()
     inputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     targets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    shared_options: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
