@@ -378,7 +378,8 @@ def test_casme_one(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- registry
 def test_registry(casme2_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert {a.name for a in list_adapters()} == {"casme2", "samm", "smic", "casme3", "mmew",
-                                                 "4dme", "casme"}
+                                                 "4dme", "casme", "ckplus", "mmi",
+                                                 "clip_folder"}
     assert ADAPTERS["smic"].fps == 100 and ADAPTERS["casme3"].fps == 30
     with pytest.raises(DatasetError, match="casme2"):
         load_dataset("casme9", casme2_root)

@@ -177,24 +177,61 @@ def demo(
 @app.command()
 def synth(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write the database into.")],
-    subjects: int = 12,
-    clips_per_class: int = 4,
-    seed: int = 0,
-    size: Annotated[int, typer.Option(help="Face image side in pixels.")] = 128,
-    amplitude: Annotated[float, typer.Option(help="Peak facial motion in pixels (at 128).")]
-    = 2.0,
+    subjects: Annotated[int | None, typer.Option(
+        help="Synthetic subjects (default 12; 6 with --macro).", show_default=False)] = None,
+    clips_per_class: Annotated[int, typer.Option(
+        help="Clips per class and subject (--macro: sequences).")] = 4,
+    seed: Annotated[int | None, typer.Option(
+        help="Random seed (default 0; 1000 with --macro, so that macro data shows other "
+             "people than a micro database of seed 0).", show_default=False)] = None,
+    size: Annotated[int | None, typer.Option(
+        help="Face image side in pixels (default 128; 96 with --macro).",
+        show_default=False)] = None,
+    amplitude: Annotated[float | None, typer.Option(
+        help="Peak facial motion in pixels at 128 px (default 2; 8 with --macro).",
+        show_default=False)] = None,
     emotions: Annotated[str, typer.Option(help="Comma-separated emotions.")]
     = "happiness,disgust,surprise",
     full_frame: Annotated[bool, typer.Option(
         help="Whole 640x480 frames (face off-centre on a background, raw layout).")] = False,
+    macro: Annotated[bool, typer.Option(
+        "--macro", help="Macro-expressions in the CK+ layout instead (large motion, neutral -> "
+        "peak sequences, Emotion/ label files), for `evaluate --model mimanet --macro DIR`.")]
+    = False,
+    unlabelled: Annotated[int | None, typer.Option(
+        help="With --macro: sequences left without an emotion file, as in the real CK+ "
+             "(default 3, fewer in a smaller database).", show_default=False)] = None,
 ) -> None:
-    """Write a synthetic micro-expression database in the CASME II layout."""
+    """Write a synthetic micro-expression database in the CASME II layout (--macro: a
+    macro-expression database in the CK+ layout)."""
+    names = tuple(e.strip() for e in emotions.split(",") if e.strip())
+    if macro:
+        if full_frame:
+            raise ConfigError("--full-frame writes a micro-expression database's raw frames; "
+                              "--macro writes CK+'s face sequences: give one of them")
+        from microexpr.synth.macro import write_ckplus
+
+        path = write_ckplus(
+            out_dir, subjects=6 if subjects is None else subjects,
+            sequences_per_class=clips_per_class, size=96 if size is None else size,
+            seed=1000 if seed is None else seed, emotions=names,
+            amplitude=8.0 if amplitude is None else amplitude,
+            unlabelled=unlabelled,
+        )
+        console.print(f"synthetic macro-expression database (CK+ layout) written to "
+                      f"[bold]{path}[/bold]; train with it using `microexpr evaluate ... "
+                      f"--model mimanet --macro {path}`")
+        return
+    if unlabelled is not None:
+        raise ConfigError("--unlabelled applies to --macro only (CK+ sequences without an "
+                          "emotion file)")
     from microexpr.synth import synthesize
 
-    path = synthesize(out_dir, subjects=subjects, clips_per_class=clips_per_class, seed=seed,
-                      size=size, amplitude=amplitude, full_frame=full_frame,
-                      emotions=tuple(e.strip() for e in emotions.split(",") if e.strip()),
-                      progress=True)
+    path = synthesize(out_dir, subjects=12 if subjects is None else subjects,
+                      clips_per_class=clips_per_class, seed=0 if seed is None else seed,
+                      size=128 if size is None else size,
+                      amplitude=2.0 if amplitude is None else amplitude, full_frame=full_frame,
+                      emotions=names, progress=True)
     console.print(f"synthetic database written to [bold]{path}[/bold]; read it with "
                   f"`microexpr datasets check casme2 --root {path}`")
 
@@ -520,6 +557,10 @@ def evaluate(
     tune: Annotated[Path | None, typer.Option(
         help="Grid YAML: nested LOSO picks a point per fold on its training subjects.")]
     = None,
+    macro: Annotated[list[str] | None, typer.Option(
+        help="mimanet: macro-expression data, NAME=PATH (ck+=/data/CK+) or a folder whose "
+             "layout tells its format (repeatable; synthetic: `microexpr synth DIR --macro`).")]
+    = None,
     fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "table",
 ) -> None:
     """Evaluate a model on a database or a manifest (leave-one-subject-out by default)."""
@@ -548,7 +589,7 @@ def evaluate(
                  params=_key_values(param, "--param") or None,
                  init=None if init is None else {"path": str(init), "freeze": list(freeze or [])},
                  representation=_options(option, align, face_backend, magnify),
-                 input_representation=representation,
+                 input_representation=representation, macro=macro or None,
                  device=device, save_models=save_models)
     _print_result(result, fmt)
     _print_left_out(result.warnings, result.problems_summary())

@@ -1,7 +1,29 @@
 """Label schemes: named mappings from annotated emotions to classes (composite, 5-class, ...).
 
 Schemes work on a clips table (a DataFrame), not on a Dataset, so that `Dataset.with_labels`
-can use them without this module importing `microexpr.data.clips`."""
+can use them without this module importing `microexpr.data.clips`.
+
+Macro-expression data (formats `ckplus`, `mmi`, `clip_folder`, for macro -> micro transfer) is
+labelled with the micro run's scheme. Its emotion names are first reduced to one of eight
+(`happy`/`happiness`, `sad`/`sadness`, `angry`/`anger`, `surprised`/`surprise`,
+`disgusted`/`disgust`, `fearful`/`fear`, `contempt`, `neutral`), then mapped per scheme; "-" is
+dropped (and counted, as every dropped clip):
+
+| macro emotion | composite3, smic_3, casme3_3 | casme2_5 | samm_5 | casme3_7 |
+|---|---|---|---|---|
+| anger | negative | - | anger | anger |
+| contempt | negative | - | contempt | - |
+| disgust | negative | disgust | - | disgust |
+| fear | negative | - | - | fear |
+| sadness | negative | - | - | sad |
+| happiness | positive | happiness | happiness | happy |
+| surprise | surprise | surprise | surprise | surprise |
+| neutral | - | - | - | - |
+
+CASME II's 5 classes include repression and others, and SAMM's 5 include other, which macro
+data has no counterpart for; SAMM's own 5-class scheme drops disgust, fear and sadness, and so
+does `samm_5` here.
+"""
 
 from __future__ import annotations
 
@@ -56,6 +78,31 @@ _COMPOSITE_SAMM = {**{e: "negative" for e in _NEGATIVE_SAMM}, "happiness": "posi
 _CASME3_TO_3 = {"anger": "negative", "disgust": "negative", "fear": "negative",
                 "sad": "negative", "happy": "positive", "surprise": "surprise"}
 
+#: Adapter formats of macro-expression data, labelled through MACRO_SYNONYMS.
+MACRO_FORMATS: tuple[str, ...] = ("ckplus", "mmi", "clip_folder")
+#: Each macro emotion and the names databases and class folders write it as.
+MACRO_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "anger": ("anger", "angry"),
+    "contempt": ("contempt",),
+    "disgust": ("disgust", "disgusted"),
+    "fear": ("fear", "fearful"),
+    "happiness": ("happiness", "happy"),
+    "sadness": ("sadness", "sad"),
+    "surprise": ("surprise", "surprised"),
+    "neutral": ("neutral",),
+}
+_MACRO_TO_3 = {**{e: "negative" for e in _NEGATIVE_SAMM}, "happiness": "positive",
+               "surprise": "surprise"}
+
+
+def _macro(classes: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """The mapping of every macro format from {macro emotion: class}, spelled every way
+    MACRO_SYNONYMS knows."""
+    table = {name: classes[emotion] for emotion, names in MACRO_SYNONYMS.items()
+             if emotion in classes for name in names}
+    return {fmt: table for fmt in MACRO_FORMATS}
+
+
 SCHEMES: dict[str, LabelScheme] = {
     s.name: s
     for s in (
@@ -66,6 +113,7 @@ SCHEMES: dict[str, LabelScheme] = {
                 "casme2": _COMPOSITE_CASME2,
                 "samm": _COMPOSITE_SAMM,
                 "smic": _identity("negative", "positive", "surprise"),
+                **_macro(_MACRO_TO_3),
             },
             exclude=frozenset(
                 {("casme2", "sub04/EP12_01f"), ("casme2", "sub05/EP12_03f"),
@@ -79,33 +127,39 @@ SCHEMES: dict[str, LabelScheme] = {
             name="casme2_5",
             classes=("happiness", "surprise", "disgust", "repression", "others"),
             mapping={"casme2": _identity("happiness", "surprise", "disgust", "repression",
-                                         "others")},
+                                         "others"),
+                     **_macro(_identity("happiness", "surprise", "disgust"))},
             description="CASME II 5-class (fear and sadness dropped).",
         ),
         LabelScheme(
             name="samm_5",
             classes=("happiness", "surprise", "anger", "contempt", "other"),
             mapping={"samm": {**_identity("happiness", "surprise", "anger", "contempt",
-                                          "other"), "others": "other"}},
+                                          "other"), "others": "other"},
+                     **_macro(_identity("happiness", "surprise", "anger", "contempt"))},
             description="SAMM 5-class (disgust, fear and sadness dropped).",
         ),
         LabelScheme(
             name="smic_3",
             classes=("negative", "positive", "surprise"),
-            mapping={"smic": _identity("negative", "positive", "surprise")},
+            mapping={"smic": _identity("negative", "positive", "surprise"),
+                     **_macro(_MACRO_TO_3)},
             description="SMIC 3-class.",
         ),
         LabelScheme(
             name="casme3_7",
             classes=("disgust", "others", "anger", "surprise", "sad", "happy", "fear"),
             mapping={"casme3": _identity("disgust", "others", "anger", "surprise", "sad",
-                                         "happy", "fear")},
+                                         "happy", "fear"),
+                     **_macro({"anger": "anger", "disgust": "disgust", "fear": "fear",
+                               "surprise": "surprise", "happiness": "happy",
+                               "sadness": "sad"})},
             description="CAS(ME)^3 part A 7-class.",
         ),
         LabelScheme(
             name="casme3_3",
             classes=("negative", "positive", "surprise"),
-            mapping={"casme3": _CASME3_TO_3},
+            mapping={"casme3": _CASME3_TO_3, **_macro(_MACRO_TO_3)},
             description="CAS(ME)^3 part A 3-class (anger, disgust, fear, sad -> negative; happy "
             "-> positive; others dropped).",
         ),

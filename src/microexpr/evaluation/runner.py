@@ -102,6 +102,7 @@ class _Shared:
     grid: tuple | None = None  # GridPoints of a tuning grid
     inner_folds: int | str = 4
     metric: str = "uf1"
+    guide: Any = None  # microexpr.training.guidance.Guide of a guided model (mimanet)
 
 
 def fold_seed(seed: int, fold: int) -> int:
@@ -127,7 +128,7 @@ def _fit_predict(shared: _Shared, train: np.ndarray, test: np.ndarray, seed: int
         train_config = {**shared.train_config, **(train_options or {})}
     classifier = make_classifier(shared.model, shared.classes, train_config=train_config,
                                  params=params, seed=seed, device=shared.device,
-                                 init=shared.init)
+                                 init=shared.init, guide=shared.guide)
     start = time.perf_counter()
     fit_targets = {"targets": _take(shared.targets, train)} if shared.targets else {}
     classifier.fit(_take(shared.inputs, train), shared.labels[train],
@@ -257,6 +258,7 @@ def evaluate(
     tune: str | Path | dict | None = None,
     device: str | None = None,
     init: str | Path | dict | None = None,
+    macro: str | Path | list | None = None,
     save_models: bool = False,
     overwrite: bool = False,
     resume: bool = False,
@@ -275,6 +277,9 @@ def evaluate(
     `channels` names a manifest's channels in file order ("u,v,strain"); the model takes
     the ones it consumes. `input_size` resizes the inputs to that many pixels a side.
     `init` loads pretrained weights into each fold's network before it is fine-tuned.
+    `macro` gives the macro-expression data of a model that learns from it (mimanet):
+    "NAME=PATH" (`ck+=/data/CK+`), a PATH whose layout tells its format, or a list of them;
+    its MaNet is trained once per run (cached on disk) and guides every fold.
     `representation` holds options of the model's representation; `input_representation`
     feeds the model another representation instead (e.g. "apex_flow" to micro_attention).
 
@@ -314,6 +319,7 @@ def evaluate(
     if tune is not None:
         grid = _load_grid(tune, spec, params, train_config)
     check_protocol(protocol)
+    macro_sources = _check_macro(spec, checked_params, macro)
     rep_name = rep_config = named_configs = None
     if spec.multi_input:
         if input_representation or input_size is not None or channels is not None:
@@ -365,6 +371,14 @@ def evaluate(
     subjects = clips["subject"].astype(str).to_numpy()
     datasets = clips["dataset"].astype(str).to_numpy()
     folds = make_folds(protocol, subjects, datasets)
+    guide, macro_info = None, None
+    if macro_sources:
+        guide, macro_info, macro_problems = _macro_guide(
+            macro_sources, given, spec, named_configs, tuple(classes), checked_params,
+            asdict(train_config), seed=seed, device=device, cache_dir=cache_dir, jobs=jobs,
+            progress=progress)
+        problems = pd.concat([p for p in (problems, macro_problems) if p is not None and len(p)]
+                             or [problems_frame([])], ignore_index=True)
     n_jobs = resolve_jobs(jobs, len(folds), len(clips), device)
 
     config = {
@@ -390,6 +404,7 @@ def evaluate(
         "tuning": None if grid is None else grid.to_dict(),
         "device": device or "auto",
         "init": init,
+        "macro": macro_info,
         "jobs": n_jobs,
     }
     run_dir: RunDir | None = None
@@ -397,6 +412,9 @@ def evaluate(
         decisive = {k: config[k] for k in ("data", "classes", "model", "representation",
                                            "channels", "input_shape", "train", "protocol",
                                            "seed", "ensemble", "tuning", "init")}
+        if macro_info is not None:  # the macro data and the MaNet trained on it
+            decisive["macro"] = {"sources": macro_info["sources"],
+                                 "manet": macro_info["manet"]["key"]}
         decisive["inputs"] = (array_digest(inputs) if not isinstance(inputs, dict) else
                               {k: array_digest(v) for k, v in {**inputs, **targets}.items()})
         decisive["clips"] = fingerprint(clips[["dataset", "subject", "clip", "label"]]
@@ -411,7 +429,7 @@ def evaluate(
                      ensemble=ensemble,
                      grid=None if grid is None else tuple(grid.points),
                      inner_folds=grid.inner_folds if grid else 4,
-                     metric=grid.metric if grid else "uf1")
+                     metric=grid.metric if grid else "uf1", guide=guide)
 
     # -- folds: each written as it finishes --------------------------------------------------
     probabilities: list[np.ndarray | None] = [None] * len(folds)
@@ -449,6 +467,48 @@ def evaluate(
                             out_dir=out_dir if write else None,
                             problems=problems if problems is not None else problems_frame([]),
                             warnings=given.warnings)
+
+
+def _check_macro(spec: Any, params: dict, macro: Any) -> list:
+    """The macro sources of a run, checked before any work: given only to a model that
+    learns from macro data, and required by one that trains with its guidance."""
+    from microexpr.evaluation.macro import parse_macro
+
+    sources = parse_macro(macro)
+    guided = spec.uses_macro and bool(params.get("guidance", True))
+    if sources and not spec.uses_macro:
+        raise ConfigError(f"{spec.name} does not learn from macro-expressions: macro data "
+                          f"(--macro) is for mimanet")
+    if guided and not sources:
+        raise ConfigError(f"{spec.name} trains under a network trained on macro-expressions: "
+                          f"give macro data (macro='ck+=/data/CK+', --macro ck+=/data/CK+; "
+                          f"synthetic: microexpr synth DIR --macro, then --macro DIR), or set "
+                          f"the param guidance=false (MiNet alone)")
+    return sources if guided else []
+
+
+def _macro_guide(sources: list, given: Any, spec: Any, named_configs: dict,
+                 classes: tuple[str, ...], params: dict, train_config: dict, *, seed: int,
+                 device: str | None, cache_dir: Any, jobs: int | None, progress: bool
+                 ) -> tuple[Any, dict, pd.DataFrame | None]:
+    """Load the macro clips, compute the model's inputs for them (cached like the micro
+    inputs) and train MaNet once for the whole run (or load it from the cache)."""
+    from microexpr.evaluation.inputs import GivenData
+    from microexpr.evaluation.macro import load_macro
+    from microexpr.representations import resolve_cache
+    from microexpr.training.guidance import train_guide
+
+    macro = load_macro(sources, given.info.get("labels"), classes)
+    inputs_only = {k: named_configs[k] for k in spec.named_inputs()}
+    named = prepare_named_inputs(GivenData(macro.clips, classes, {}, None, macro.problems),
+                                 spec, inputs_only, cache_dir=cache_dir, jobs=jobs,
+                                 progress=progress)
+    guide = train_guide(named.inputs, named.clips["label"].astype(str).to_numpy(), classes,
+                        params=params, train_config=train_config, seed=seed,
+                        groups=named.clips["subject"].astype(str).to_numpy(), device=device,
+                        cache_dir=resolve_cache(cache_dir))
+    info = {**macro.info, "n_clips_with_inputs": int(len(named.clips)), "manet": guide.info}
+    return guide, info, named.problems
 
 
 def _merge_options(base: dict, options: dict | None) -> dict | None:

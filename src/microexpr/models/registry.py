@@ -52,7 +52,9 @@ class ModelSpec:
     objective finds them in the batch by name. `shared_options` are representation options
     that every named input and target having them must set alike (MOL: "length", "size",
     "align": frames, flow and landmarks on the same pixels); a run that changes one of them
-    for one name only is refused before any work.
+    for one name only is refused before any work. `uses_macro`: the model trains with
+    macro-expression data besides the micro clips (`evaluate(..., macro=...)`, mimanet).
+    A multi-input model's `default_input` is a mapping input name -> per-sample shape.
 
     The training objective is a training option like any other (`train["objective"]`, see
     `microexpr.training.objectives`; cross-entropy when absent).
@@ -67,7 +69,7 @@ class ModelSpec:
     representation_config: Mapping[str, Any] = field(default_factory=dict)
     train: Mapping[str, Any] = field(default_factory=dict)
     params: Mapping[str, Any] = field(default_factory=dict)
-    default_input: tuple[int, ...] = (28, 28, 3)
+    default_input: tuple[int, ...] | Mapping[str, tuple[int, ...]] = (28, 28, 3)
     min_size: int = 8
     channels: int | None = None
     input_channels: tuple[str, ...] | None = None
@@ -77,6 +79,7 @@ class ModelSpec:
     inputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     targets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     shared_options: tuple[str, ...] = ()
+    uses_macro: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
@@ -327,6 +330,13 @@ def _one_input(shape: Any) -> tuple[int, ...] | dict[str, tuple[int, ...]]:
     return tuple(shape)
 
 
+def _shape_words(shape: Any) -> str:
+    """A per-sample shape for listings: "48x48x4", or "apex 64x64x1 + clip 16x64x64x1"."""
+    if isinstance(shape, Mapping):
+        return " + ".join(f"{name} {_shape_words(s)}" for name, s in shape.items())
+    return "x".join(str(d) for d in shape)
+
+
 def _zeros(shape: tuple[int, ...]) -> torch.Tensor:
     """A batch of 2 zero samples, channels first, for per-sample (channels-last) `shape`."""
     shape = tuple(shape)
@@ -403,9 +413,10 @@ def list_models() -> pd.DataFrame:
             "kind": spec.kind,
             "representation": (spec.representation if not spec.inputs else "+".join(
                 rep for rep, _ in spec.named_inputs().values())),
-            "input": "x".join(str(d) for d in spec.default_input),
+            "input": _shape_words(spec.default_input),
             "channels": (",".join(spec.input_channels) if spec.input_channels else
-                         "any" if len(spec.default_input) >= 3 else "-"),
+                         "any" if isinstance(spec.default_input, Mapping)
+                         or len(spec.default_input) >= 3 else "-"),
             "parameters": parameters,
             "epochs": spec.train.get("epochs") if spec.kind == "torch" else None,
             "recipes": ", ".join(spec.recipe_names),

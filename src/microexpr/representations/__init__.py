@@ -138,7 +138,8 @@ def list_representations() -> pd.DataFrame:
                          for r in REPRESENTATIONS.values()])
 
 
-def _resolve_cache(cache_dir: str | Path | None | bool) -> str | None:
+def resolve_cache(cache_dir: str | Path | None | bool) -> str | None:
+    """The cache folder that `cache_dir` means: True the default, None / False none."""
     if cache_dir is True:
         return str(default_cache_dir())
     if cache_dir in (None, False):
@@ -194,7 +195,7 @@ def prepare_representation(
     reported in `failures`; the others go on.
     """
     config = make_config(name, config)
-    cache_root = _resolve_cache(cache_dir)
+    cache_root = resolve_cache(cache_dir)
     records = clips.to_dict("records")
     if not records:
         raise ConfigError("no clips to compute a representation for")

@@ -12,18 +12,20 @@ from microexpr.models.registry import ModelSpec, get_model_spec
 
 def make_classifier(model: str | ModelSpec, classes, *, train_config: Any = None,
                     params: dict | None = None, seed: int = 0, device: str | None = None,
-                    init: Any = None):
+                    init: Any = None, guide: Any = None):
     """A TorchClassifier or SklearnClassifier for `model`, per its registry kind; `init`
-    (pretrained weights, torch models only) is loaded into each new network before training."""
+    (pretrained weights, torch models only) is loaded into each new network before training,
+    `guide` (a `microexpr.training.guidance.Guide`: mimanet's MaNet and macro data) handed
+    to it."""
     spec = get_model_spec(model) if isinstance(model, str) else model
     if spec.kind == "torch":
         from microexpr.training.torch_classifier import TorchClassifier
 
         return TorchClassifier(spec, classes, train_config=train_config, params=params,
-                               seed=seed, device=device, init=init)
-    if init is not None:
-        raise ConfigError(f"{spec.name} is a scikit-learn model: pretrained weights (init) need "
-                          f"a torch model")
+                               seed=seed, device=device, init=init, guide=guide)
+    if init is not None or guide is not None:
+        raise ConfigError(f"{spec.name} is a scikit-learn model: pretrained weights (init) and "
+                          f"macro guidance need a torch model")
     from microexpr.training.sklearn_classifier import SklearnClassifier
 
     return SklearnClassifier(spec, classes, params=params, seed=seed)

@@ -52,8 +52,8 @@ class TrainConfig:
     names absent from the input are not negated (`resolve_flip_indices`). Integers in
     `flip_negate` are read as channel indices, as older configs wrote them.
     `objective` names the loss (`microexpr.training.objectives`: "cross_entropy",
-    "deviation_enhanced", "mol"); `loss_weights` overrides the weights of its terms by name
-    ({"deviation": 0.0} switches SMA-STN's DE-Loss off: an ablation).
+    "deviation_enhanced", "mol", "mimanet"); `loss_weights` overrides the weights of its
+    terms by name ({"deviation": 0.0} switches SMA-STN's DE-Loss off: an ablation).
 
     Every value is checked on construction (type, then range): a bad one raises a ConfigError
     naming the option, the value and what it must be. Integral floats (40.0) pass as ints

@@ -116,3 +116,29 @@ def landmark_l1(predicted: torch.Tensor, target: torch.Tensor, offsets: torch.Te
     truth = shift_landmarks(target[:, -frames:], offsets)
     error = (predicted - truth).abs().sum(dim=-1)  # N x P x K
     return (error / inter_ocular(truth)[..., None]).mean() * frames
+
+
+def cross_domain_contrastive_loss(micro: torch.Tensor, micro_labels: torch.Tensor,
+                                  macro: torch.Tensor, macro_labels: torch.Tensor, *,
+                                  temperature: float = 0.1) -> torch.Tensor:
+    """MiMaNet's contrastive term: each micro feature against a batch of macro features,
+    the same-class ones its positives (a supervised InfoNCE across the two domains)::
+
+        s_ij = cos(micro_i, macro_j) / temperature
+        loss_i = -log( sum_{j: y_j = y_i} exp(s_ij) / sum_j exp(s_ij) )
+
+    averaged over the micro samples with at least one positive; 0 (connected to the graph)
+    when none has. Macro labels of -1 (no micro class) are negatives of every micro sample.
+    """
+    if micro.ndim != 2 or macro.ndim != 2 or micro.shape[1] != macro.shape[1]:
+        raise InputShapeError(f"contrastive features must be N x D and M x D, got "
+                              f"{tuple(micro.shape)} and {tuple(macro.shape)}")
+    similarity = (nn.functional.normalize(micro.float(), dim=1)
+                  @ nn.functional.normalize(macro.float(), dim=1).T) / temperature
+    positive = micro_labels[:, None] == macro_labels[None, :]
+    has = positive.any(dim=1)
+    if not bool(has.any()):
+        return similarity.sum() * 0.0
+    log_all = torch.logsumexp(similarity, dim=1)
+    log_positive = torch.logsumexp(similarity.masked_fill(~positive, float("-inf")), dim=1)
+    return (log_all - log_positive)[has].mean()

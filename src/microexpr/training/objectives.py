@@ -74,6 +74,42 @@ def _landmarks(class_weight: torch.Tensor | None) -> Term:
     return term
 
 
+def _domain(class_weight: torch.Tensor | None) -> Term:
+    """MiMaNet's domain discriminator: binary cross-entropy of "domain_logits" against
+    "domain_labels" (micro 0, macro 1); None without them (no guidance, evaluation)."""
+    def term(outputs, batch):
+        if "domain_logits" not in outputs:
+            return None
+        return nn.functional.binary_cross_entropy_with_logits(outputs["domain_logits"],
+                                                              outputs["domain_labels"])
+    return term
+
+
+def _relation(class_weight: torch.Tensor | None) -> Term:
+    """MiMaNet's relation classifier: cross-entropy of "relation_logits" against the
+    sampling-interval classes "relation_labels"; None without them."""
+    def term(outputs, batch):
+        if "relation_logits" not in outputs:
+            return None
+        return nn.functional.cross_entropy(outputs["relation_logits"],
+                                           outputs["relation_labels"])
+    return term
+
+
+def _contrastive(class_weight: torch.Tensor | None) -> Term:
+    """MiMaNet's cross-domain contrastive loss between "micro_features" (labels: the
+    batch's) and "macro_features" ("macro_labels"); None without them."""
+    from microexpr.training.losses import cross_domain_contrastive_loss
+
+    def term(outputs, batch):
+        if "macro_features" not in outputs:
+            return None
+        return cross_domain_contrastive_loss(outputs["micro_features"], batch["label"],
+                                             outputs["macro_features"],
+                                             outputs["macro_labels"])
+    return term
+
+
 def _offsets(outputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
     if "crop_offsets" in outputs:
         return outputs["crop_offsets"]
@@ -88,6 +124,9 @@ TERMS: dict[str, Callable[[torch.Tensor | None], Term]] = {
     "deviation": _deviation,
     "flow": _flow,
     "landmarks": _landmarks,
+    "domain": _domain,
+    "relation": _relation,
+    "contrastive": _contrastive,
 }
 
 
@@ -117,6 +156,12 @@ OBJECTIVES: dict[str, ObjectiveSpec] = {
         "MOL's joint loss: cross-entropy + 10 x flow MSE + 0.1 x landmark L1 / inter-ocular "
         "distance, on the targets 'flow' and 'landmarks' (a term whose head the network "
         "lacks is skipped)"),
+    "mimanet": ObjectiveSpec(
+        "mimanet", {"cross_entropy": 1.0, "domain": 0.1, "relation": 0.1,
+                    "contrastive": 0.1}, (),
+        "MiMaNet's fine-tuning loss: cross-entropy + 0.1 x domain discriminator (behind a "
+        "gradient reversal) + 0.1 x sampling-interval relation + 0.1 x cross-domain "
+        "contrastive; the guidance terms exist in training with MaNet attached only"),
 }
 
 

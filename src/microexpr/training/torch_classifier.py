@@ -73,7 +73,7 @@ class TorchClassifier:
     def __init__(self, model: str | ModelSpec, classes: tuple[str, ...] | list[str], *,
                  train_config: TrainConfig | dict | None = None,
                  params: dict[str, Any] | None = None, seed: int = 0,
-                 device: str | None = None, init: Any = None):
+                 device: str | None = None, init: Any = None, guide: Any = None):
         self.spec = get_model_spec(model) if isinstance(model, str) else model
         self.classes = tuple(str(c) for c in classes)
         if len(self.classes) < 2:
@@ -95,6 +95,9 @@ class TorchClassifier:
         # or a microexpr.training.transfer.InitSpec / {"path", "freeze"} mapping.
         self.init = init
         self.transfer = None  # the TransferReport of the latest fit with `init`
+        # Data a network's `attach_guide` takes before training, not saved with the model:
+        # a microexpr.training.guidance.Guide (mimanet: the trained MaNet and macro data).
+        self.guide = guide
 
     # -- inputs ---------------------------------------------------------------------------
     def _encode(self, y) -> np.ndarray:
@@ -207,6 +210,7 @@ class TorchClassifier:
         start = getattr(self.module, "init_from_targets", None)
         if callable(start) and train_targets and self.init is None:
             start(train_targets, self.input_shape)  # a data-dependent start (MOL's mean shape)
+        self._attach_guide()
         means, stds = self._per_input(self.mean), self._per_input(self.std)
         centers = {n: -means[n] / stds[n] for n in names}  # raw 0 after standardising
         self.history = train(
@@ -216,6 +220,23 @@ class TorchClassifier:
             flip_center=_plain(centers, names),
             flip_negate=None if names == [SINGLE] else flips)
         return self
+
+    def _attach_guide(self) -> None:
+        """Hand `guide` to the network (`attach_guide`); ConfigError when the network needs
+        one and none was given, or was given one it cannot take."""
+        attach = getattr(self.module, "attach_guide", None)
+        if self.guide is None:
+            if getattr(self.module, "needs_guide", False):
+                raise ConfigError(
+                    f"{self.spec.name} trains under the guidance of a network trained on "
+                    f"macro-expressions: evaluate it with macro data (evaluate(..., "
+                    f"macro='ck+=/data/CK+') or --macro; synthetic: microexpr synth DIR "
+                    f"--macro), or pass guide= (microexpr.training.guidance.train_guide), or "
+                    f"set the param guidance=false")
+            return
+        if not callable(attach):
+            raise ConfigError(f"{self.spec.name} takes no guide (macro data): drop it")
+        attach(**self.guide.attach_arguments(self.classes))
 
     def predict_outputs(self, x: Any) -> dict[str, np.ndarray]:
         """Everything the network returns for x (eval mode): "logits" and, for models that

@@ -1,8 +1,23 @@
-"""One adapter per database; `load_dataset(name, root)` reads any of them into a Dataset."""
+"""One adapter per database; `load_dataset(name, root)` reads any of them into a Dataset.
 
-from microexpr.data.adapters import casme, casme2, casme3, fourdme, mmew, samm, smic
+Micro-expression databases: casme, casme2, casme3, samm, smic, mmew, 4dme. Macro-expression
+data (for macro -> micro transfer): ckplus (alias ck+), mmi, clip_folder."""
+
+from microexpr.data.adapters import (
+    casme,
+    casme2,
+    casme3,
+    ckplus,
+    clip_folder,
+    fourdme,
+    mmew,
+    mmi,
+    samm,
+    smic,
+)
 from microexpr.data.adapters._registry import (
     ADAPTERS,
+    ALIASES,
     AdapterInfo,
     get_adapter,
     list_adapters,
@@ -13,16 +28,20 @@ from microexpr.data.adapters._registry import (
 
 __all__ = [
     "ADAPTERS",
+    "ALIASES",
     "AdapterInfo",
     "casme",
     "casme2",
     "casme3",
+    "ckplus",
+    "clip_folder",
     "fourdme",
     "get_adapter",
     "list_adapters",
     "list_datasets",
     "load_dataset",
     "mmew",
+    "mmi",
     "register_adapter",
     "samm",
     "smic",

@@ -25,6 +25,7 @@ class AdapterInfo:
     fps: float
     description: str
     loader: Loader
+    aliases: tuple[str, ...] = ()
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -37,17 +38,31 @@ class AdapterInfo:
 
 
 ADAPTERS: dict[str, AdapterInfo] = {}
+# Other names users call a database by (`ck+`, `cohn-kanade`) -> the registered adapter name.
+ALIASES: dict[str, str] = {}
 
 
 def register_adapter(
-    name: str, title: str, fps: float, description: str
+    name: str, title: str, fps: float, description: str, *, aliases: tuple[str, ...] = ()
 ) -> Callable[[Loader], Loader]:
-    """Decorator registering `loader(root, *, namespace, ...) -> Dataset` under `name`."""
+    """Decorator registering `loader(root, *, namespace, ...) -> Dataset` under `name`.
+
+    `aliases` are other (lower-case) names `get_adapter` accepts for it, such as `ck+`.
+    """
 
     def decorate(loader: Loader) -> Loader:
         if name in ADAPTERS and ADAPTERS[name].loader is not loader:
             raise ValueError(f"adapter {name!r} is registered twice")
-        ADAPTERS[name] = AdapterInfo(name, title, float(fps), description, loader)
+        if name in ALIASES:
+            raise ValueError(f"adapter name {name!r} is already an alias of {ALIASES[name]!r}")
+        for alias in aliases:
+            if alias != alias.strip().lower() or alias in ADAPTERS or ALIASES.get(
+                    alias, name) != name:
+                raise ValueError(f"alias {alias!r} of adapter {name!r} is not a free lower-case "
+                                 f"name")
+        ADAPTERS[name] = AdapterInfo(name, title, float(fps), description, loader,
+                                     tuple(aliases))
+        ALIASES.update({alias: name for alias in aliases})
         return loader
 
     return decorate
@@ -65,18 +80,23 @@ def list_datasets() -> pd.DataFrame:
     rows = []
     for info in list_adapters():
         schemes = [s.name for s in SCHEMES.values() if info.name in s.mapping]
+        also = f" (also called {', '.join(info.aliases)})" if info.aliases else ""
         rows.append({"name": info.name, "title": info.title, "fps": info.fps,
                      "label schemes": ", ".join([*schemes, "emotion"]),
-                     "options": ", ".join(info.options), "reads": info.description})
+                     "options": ", ".join(info.options), "reads": info.description + also})
     return pd.DataFrame(rows)
 
 
 def get_adapter(name: str) -> AdapterInfo:
-    """The adapter called `name` (case-insensitive); DatasetError listing the known ones."""
+    """The adapter called `name` or one of its aliases (case-insensitive, `ck+` -> ckplus);
+    DatasetError listing the known ones."""
     key = name.strip().lower()
+    key = ALIASES.get(key, key)
     if key not in ADAPTERS:
         known = ", ".join(sorted(ADAPTERS))
-        raise DatasetError(f"unknown database format {name!r}; known formats: {known}")
+        aliases = ", ".join(f"{alias} ({target})" for alias, target in sorted(ALIASES.items()))
+        also = f"; aliases: {aliases}" if aliases else ""
+        raise DatasetError(f"unknown database format {name!r}; known formats: {known}{also}")
     return ADAPTERS[key]
 
 
