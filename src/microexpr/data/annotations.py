@@ -94,6 +94,13 @@ def _read_tables(path: Path) -> list[tuple[str, pd.DataFrame]]:
     return [(str(name), table) for name, table in sheets.items()]
 
 
+def read_sheets(path: str | Path) -> list[tuple[str, pd.DataFrame]]:
+    """Every sheet of a spreadsheet (or the one table of a CSV file) as (sheet name, cells),
+    without taking any row as the header: for files whose sheets have none, such as
+    CAS(ME)^2's. DatasetError naming the file when it cannot be read."""
+    return _read_tables(Path(path))
+
+
 def _find_header(
     table: pd.DataFrame, specs: Sequence[ColumnSpec]
 ) -> tuple[int | None, int, list[str]]:

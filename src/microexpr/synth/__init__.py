@@ -50,6 +50,8 @@ Modules:
 - `clip`: one clip: timeline, intensity profile, head drift, flicker, noise and rendering.
 - `frame`: whole camera frames (``full_frame=True``): background, placement, head motion.
 - `macro`: large-amplitude apex images for macro -> micro pretraining.
+- `long_video`: `synthesize_long`, long videos in the CAS(ME)^2 layout with micro- and
+  macro-expressions among blinks, talking and head turns, for spotting.
 
 The generator is its own stage, above `microexpr.data`: it writes a database that the data
 adapters then read like a real release; `microexpr.data` never imports it.
@@ -63,12 +65,15 @@ from microexpr.synth.generator import (
     SynthConfig,
     synthesize,
 )
+from microexpr.synth.long_video import LongSynthConfig, synthesize_long
 
 __all__ = [
     "ANNOTATION_FILE",
     "GENERATOR_VERSION",
     "METADATA_FILE",
     "SUPPORTED_EMOTIONS",
+    "LongSynthConfig",
     "SynthConfig",
     "synthesize",
+    "synthesize_long",
 ]

@@ -9,7 +9,7 @@ sensor noise added afterwards. Only the AU field depends on the emotion.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -106,30 +106,65 @@ def face_frames(
     """Yield the clip's face images as float32 BGR (size, size, 3): lit, before flicker and
     noise. `shift` adds a per-frame translation (x, y arrays, px) to the head drift; `window`
     (rows, columns) renders only that part of the image."""
+    profile = intensity_profile(timeline) * peak
+    yield from layered_frames(subject, [(field, profile)], nuisance, shift, window)
+
+
+def layered_frames(
+    subject: Subject,
+    layers: Sequence[tuple[np.ndarray, np.ndarray]],
+    nuisance: Nuisance,
+    shift: tuple[np.ndarray, np.ndarray] | None = None,
+    window: tuple[slice, slice] | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield one float32 BGR face image (lit, before flicker and noise) per frame of
+    `nuisance`: the neutral face moved by the sum over `layers` of amplitude[t] * field, plus
+    the head drift (and `shift`, a per-frame x, y translation in px).
+
+    Each layer is a forward displacement field (size, size, 2), peak 1, and its per-frame
+    amplitude in px; a layer costs nothing on frames where its amplitude is 0, so a long video
+    with many short events renders as fast as a clip. `window` (rows, columns) renders only
+    that part of the image.
+    """
+    n_frames = len(nuisance.gain)
+    for _, amplitude in layers:
+        if len(amplitude) != n_frames:
+            raise ValueError(f"a layer has {len(amplitude)} amplitudes for {n_frames} frames")
     size = subject.size
     c = (size - 1) / 2.0
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
-    # Forward motions expressed in texture coordinates: AU field, unit rotation about the
-    # image centre, unit translations. The backward map of a small smooth forward motion d is
-    # map - J d.
-    au_x, au_y = subject.through_jacobian(field[..., 0], field[..., 1])
+    # Forward motions expressed in texture coordinates: the layers' fields, unit rotation about
+    # the image centre, unit translations. The backward map of a small smooth forward motion d
+    # is map - J d.
+    moves = [(*subject.through_jacobian(f[..., 0], f[..., 1]), np.asarray(a)) for f, a in layers]
     rot_x, rot_y = subject.through_jacobian(-(ys - c), xs - c)
     map_x, map_y, light = subject.map_x, subject.map_y, subject.light
     jxx, jxy, jyx, jyy = subject.jxx, subject.jxy, subject.jyx, subject.jyy
     if window is not None:
-        au_x, au_y, rot_x, rot_y, map_x, map_y, light, jxx, jxy, jyx, jyy = (
+        rot_x, rot_y, map_x, map_y, light, jxx, jxy, jyx, jyy = (
             np.ascontiguousarray(a[window])
-            for a in (au_x, au_y, rot_x, rot_y, map_x, map_y, light, jxx, jxy, jyx, jyy)
+            for a in (rot_x, rot_y, map_x, map_y, light, jxx, jxy, jyx, jyy)
         )
-    profile = intensity_profile(timeline) * peak
-    for i in range(timeline.n_frames):
-        a, th = float(profile[i]), float(nuisance.rotation[i])
+        moves = [
+            (np.ascontiguousarray(mx[window]), np.ascontiguousarray(my[window]), a)
+            for mx, my, a in moves
+        ]
+    for i in range(n_frames):
+        th = float(nuisance.rotation[i])
         tx, ty = float(nuisance.tx[i]), float(nuisance.ty[i])
         if shift is not None:
             tx, ty = tx + float(shift[0][i]), ty + float(shift[1][i])
-        mx = map_x - (a * au_x + th * rot_x + tx * jxx + ty * jxy)
-        my = map_y - (a * au_y + th * rot_y + tx * jyx + ty * jyy)
-        yield render(subject, mx, my, light)
+        dx, dy = th * rot_x, th * rot_y
+        moved = [(float(a[i]), mx, my) for mx, my, a in moves if a[i] != 0.0]
+        if moved:  # (summed in this order, a one-layer clip renders as it always did)
+            a, mx, my = moved[0]
+            fx, fy = a * mx, a * my
+            for a, mx, my in moved[1:]:
+                fx, fy = fx + a * mx, fy + a * my
+            dx, dy = fx + dx, fy + dy
+        dx = dx + tx * jxx + ty * jxy
+        dy = dy + tx * jyx + ty * jyy
+        yield render(subject, map_x - dx, map_y - dy, light)
 
 
 def finish(
