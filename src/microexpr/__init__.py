@@ -27,12 +27,18 @@ _API = {
     "make_classifier": "microexpr.training.estimators",
     "load_model": "microexpr.training.estimators",
     "TrainConfig": "microexpr.training.loop",
+    "model_inputs": "microexpr.training.inputs",
+    "make_input_recipe": "microexpr.training.inputs",
+    "InputRecipe": "microexpr.training.inputs",
     "evaluate": "microexpr.evaluation.runner",
+    "train": "microexpr.evaluation.train_model",
     "EvaluationResult": "microexpr.evaluation.runner",
     "compute_metrics": "microexpr.evaluation.metrics",
     "load_results": "microexpr.evaluation.report",
     "plot_mol": "microexpr.evaluation.mol_plot",
     "run_demo": "microexpr.demo",
+    "analyze": "microexpr.video",
+    "VideoAnalysis": "microexpr.video",
 }
 
 __all__ = ["__version__", *_API]

@@ -424,6 +424,24 @@ def _options(items: list[str] | None, align: bool | None, backend: str | None,
     return options
 
 
+def _data_for_cli(dataset: str | None, roots: list[str] | None, labels: str | None,
+                  manifest: Path | None, channels: str | None) -> Any:
+    """The data of `evaluate` / `train`: a --manifest path, or the --dataset read from its
+    --root(s) and labelled with --labels (checked: one of the two, --channels for a
+    manifest only, --labels for a database)."""
+    if (manifest is None) == (dataset is None):
+        raise ConfigError("give either --dataset NAME --root PATH or --manifest FILE.csv")
+    if manifest is not None:
+        return manifest
+    if channels is not None:
+        raise ConfigError("--channels names the channels of a --manifest's files; a "
+                          "database's representation names its own")
+    if dataset != "composite" and labels is None:
+        raise ConfigError(f"--dataset {dataset} needs --labels SCHEME (see `microexpr "
+                          f"datasets list`; 'emotion' keeps every annotated emotion)")
+    return _load_for_cli(dataset, list(roots or []), labels)
+
+
 def _load_for_cli(dataset: str, roots: list[str], labels: str | None):
     from microexpr.data.adapters import load_dataset
     from microexpr.data.composite import load_composite
@@ -566,19 +584,8 @@ def evaluate(
     """Evaluate a model on a database or a manifest (leave-one-subject-out by default)."""
     from microexpr.evaluation.runner import evaluate as run
 
-    if (manifest is None) == (dataset is None):
-        raise ConfigError("give either --dataset NAME --root PATH or --manifest FILE.csv")
     _check_format(fmt)
-    if manifest is not None:
-        data = manifest
-    else:
-        if channels is not None:
-            raise ConfigError("--channels names the channels of a --manifest's files; a "
-                              "database's representation names its own")
-        if dataset != "composite" and labels is None:
-            raise ConfigError(f"--dataset {dataset} needs --labels SCHEME (see `microexpr "
-                              f"datasets list`; 'emotion' keeps every annotated emotion)")
-        data = _load_for_cli(dataset, list(root or []), labels)
+    data = _data_for_cli(dataset, root, labels, manifest, channels)
     result = run(data, model, protocol=protocol, epochs=epochs, seed=seed, out=out, jobs=jobs,
                  labels=labels if manifest is not None else None, channels=channels,
                  input_size=input_size, recipe=recipe, ensemble=ensemble, tune=tune,
@@ -602,6 +609,108 @@ def _print_left_out(warnings: list[str], summary: str) -> None:
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     if summary:
         err.print(summary, markup=False, highlight=False)
+
+
+@app.command("train")
+def train_command(
+    out: Annotated[Path, typer.Option(
+        help="Model file to write (e.g. model.pt; its configuration goes to model.yaml "
+             "beside it). Refused when it exists, unless --overwrite.")],
+    dataset: Annotated[str | None, typer.Option(help="Database name, or 'composite'.")] = None,
+    root: Annotated[list[str] | None, typer.Option(
+        help="Database folder (for composite: smic=PATH casme2=PATH samm=PATH).")] = None,
+    labels: Annotated[str | None, typer.Option(help="Label scheme, e.g. composite3.")] = None,
+    manifest: Annotated[Path | None, typer.Option(
+        help="CSV of precomputed inputs (such a model cannot compute inputs from frames).")]
+    = None,
+    model: Annotated[str, typer.Option(help="Model name (see `microexpr models`).")]
+    = "ststnet",
+    epochs: Annotated[int | None, typer.Option(help="Training epochs (default: model's).")]
+    = None,
+    early_stopping: Annotated[bool, typer.Option(
+        help="Stop on a validation split of the training subjects.")] = False,
+    seed: int = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
+    jobs: Annotated[int | None, typer.Option(
+        help="Worker processes for the representation (default: automatic; 0 = all "
+             "cores).")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="Representation cache folder.")]
+    = None,
+    no_cache: Annotated[bool, typer.Option(help="Do not read or write the cache.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
+    option: Annotated[list[str] | None, typer.Option(
+        help="Representation option key=value (repeatable), e.g. method=dis.")] = None,
+    representation: Annotated[str | None, typer.Option(
+        help="Feed the model this representation instead of its own (e.g. apex_flow).")]
+    = None,
+    align: Annotated[bool | None, typer.Option(
+        "--align/--no-align", help="Detect, align and crop the face first.")] = None,
+    face_backend: Annotated[str | None, typer.Option(help="Face backend for --align.")]
+    = None,
+    magnify: Annotated[float | None, typer.Option(help="Motion magnification factor.")]
+    = None,
+    param: Annotated[list[str] | None, typer.Option(
+        help="Model parameter key=value (repeatable), e.g. dropout=0.3.")] = None,
+    train_option: Annotated[list[str] | None, typer.Option(
+        help="Training option key=value (repeatable), e.g. lr=0.0005, class_balance=loss.")]
+    = None,
+    init: Annotated[Path | None, typer.Option(
+        help="Pretrained weights (from `microexpr pretrain`) to fine-tune.")] = None,
+    freeze: Annotated[list[str] | None, typer.Option(
+        help="With --init: layers to keep fixed (stem, backbone or a name prefix).")] = None,
+    channels: Annotated[str | None, typer.Option(
+        help="With --manifest: the channels of its files, in order (e.g. u,v,strain).")]
+    = None,
+    input_size: Annotated[int | None, typer.Option(
+        help="Resize the inputs to N x N for the model (e.g. 64 for micro_attention).")]
+    = None,
+    recipe: Annotated[str | None, typer.Option(
+        help="Training recipe: default (fast) or paper (the authors' settings).")] = None,
+    macro: Annotated[list[str] | None, typer.Option(
+        help="mimanet: macro-expression data, NAME=PATH (ck+=/data/CK+) or a folder whose "
+             "layout tells its format (repeatable; synthetic: `microexpr synth DIR --macro`).")]
+    = None,
+) -> None:
+    """Train one model on every clip of a database (no held-out subject), for new data
+    (`microexpr analyze VIDEO --model MODEL.pt`)."""
+    from microexpr.evaluation.train_model import check_model_out, model_files
+    from microexpr.evaluation.train_model import train as run
+
+    check_model_out(out, overwrite)  # before the database is read
+    data = _data_for_cli(dataset, root, labels, manifest, channels)
+    trained = run(data, model, out=out, labels=labels if manifest is not None else None,
+                  channels=channels, input_size=input_size, recipe=recipe, epochs=epochs,
+                  seed=seed, overwrite=overwrite, jobs=jobs,
+                  cache_dir=None if no_cache else (cache_dir or True),
+                  train={**_key_values(train_option, "--train-option"),
+                         **({"early_stopping": True} if early_stopping else {})} or None,
+                  params=_key_values(param, "--param") or None,
+                  init=None if init is None else {"path": str(init),
+                                                  "freeze": list(freeze or [])},
+                  representation=_options(option, align, face_backend, magnify),
+                  input_representation=representation, macro=macro or None, device=device)
+    info = trained.training_info
+    counts = ", ".join(f"{c} {n}" for c, n in info["class_counts"].items())
+    loss = info.get("final_train_loss")
+    console.print(f"trained {model} on {info['n_clips']} clips of {info['n_subjects']} "
+                  f"subjects ({counts}) in {info['training_seconds']:.1f} s"
+                  + (f", final training loss {loss:.4g}" if loss is not None else ""),
+                  highlight=False)
+    console.print(f"model saved to [bold]{out}[/bold] (configuration: {model_files(out)[1]})")
+    if info["input_recipe"]["manifest"] is None:
+        console.print(f"use it on a video: `microexpr analyze VIDEO --model {out}`; in Python: "
+                      f"model = microexpr.load_model({str(out)!r}), then "
+                      f"microexpr.model_inputs(model, clips) and model.predict_proba(...)",
+                      highlight=False)
+    else:
+        console.print(f"trained on precomputed inputs: load it with microexpr.load_model("
+                      f"{str(out)!r}) and predict inputs computed the same way",
+                      highlight=False)
+    problems = info["problems"]
+    summary = problems["summary"]
+    if problems["file"]:
+        summary += f"\nevery problem is listed in {problems['file']}"
+    _print_left_out(info["warnings"], summary if problems["summary"] else "")
 
 
 @app.command()
@@ -671,6 +780,78 @@ def models(
     for row in table.itertuples(index=False):
         console.print(f"[bold]{row.name}[/bold]: {row.description}. {row.reference}",
                       highlight=False)
+
+
+@app.command()
+def analyze(
+    video: Annotated[Path, typer.Argument(
+        help="Video file (mp4, mov, avi, ...) or folder of frames (natural order).")],
+    out: Annotated[Path | None, typer.Option(
+        help="Results folder (default: <video name>-analysis in the current folder).")]
+    = None,
+    fps: Annotated[float | None, typer.Option(
+        help="Frame rate of a frame folder (default 30); for a video file it replaces the "
+             "header's.")] = None,
+    spotter: Annotated[str, typer.Option(help="Spotter: default (mdmd) or lbp.")]
+    = "default",
+    spot_option: Annotated[list[str] | None, typer.Option(
+        help="Spotter option key=value (repeatable), e.g. p=0.3, min_score=0.8, "
+             "half_duration_s=1.3 (macro-expressions).")] = None,
+    face_backend: Annotated[str | None, typer.Option(
+        help="Face backend: auto, mediapipe, haar, dlib.")] = None,
+    model: Annotated[Path | None, typer.Option(
+        help="A saved classifier (model.save, evaluate --save-models) that recognises each "
+             "spotted interval.")] = None,
+    option: Annotated[list[str] | None, typer.Option(
+        help="With --model: representation option key=value as at training (repeatable), "
+             "e.g. method=dis.")] = None,
+    device: Annotated[str, typer.Option(help="With --model: auto, cpu or cuda[:N].")]
+    = "auto",
+    annotate: Annotated[bool, typer.Option(
+        help="Also write annotated.mp4: the video with the face box and the intervals.")]
+    = False,
+    overwrite: Annotated[bool, typer.Option(
+        help="Replace the result files of an earlier analysis in --out.")] = False,
+    progress: Annotated[bool, typer.Option(
+        "--progress/--no-progress", help="A progress bar with frames per second (stderr).")]
+    = True,
+    fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP + " csv / json: the "
+                                     "intervals.")] = "table",
+) -> None:
+    """Follow the face through a video and spot micro-expressions (recognised with --model);
+    writes intervals.csv, frames.csv, timeline.png and summary.json."""
+    from microexpr.video import analyze as run
+    from microexpr.video import get_spotter
+    from microexpr.video.analysis import check_out_dir
+
+    fmt = _check_format(fmt)
+    target = check_out_dir(out if out is not None else Path(f"{video.stem or 'video'}-analysis"),
+                           overwrite=overwrite, annotate=annotate)
+    if option and model is None:
+        raise ConfigError("--option sets the representation of --model: give --model too")
+    chosen = get_spotter(spotter, **_key_values(spot_option, "--spot-option"))
+    result = run(video, model, spotter=chosen, fps=fps,
+                 align={"backend": face_backend} if face_backend else None,
+                 representation=_key_values(option, "--option") if model else None,
+                 device=None if device == "auto" else device, progress=progress)
+    result.to_dir(target, overwrite=overwrite, annotate=annotate)
+    s = result.summary
+    err = Console(stderr=True)
+    for warning in s["warnings"]:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    if fmt != "table":
+        _print_frame(result.intervals, fmt=fmt)
+        err.print(f"results written to {target}", highlight=False)
+        return
+    console.print(f"{s['frames']} frames at {s['fps']:.4g} fps, a face on {s['faces_found']}; "
+                  f"{s['seconds']:.1f} s ({s['frames_per_second']:.0f} frames/s); "
+                  f"{s['intervals']} interval(s): {s['micro']} micro, {s['macro']} macro",
+                  highlight=False)
+    if len(result.intervals):
+        _print_frame(result.intervals, title="Spotted intervals (frames and seconds)")
+    files = "intervals.csv, frames.csv, timeline.png, summary.json" + (
+        ", annotated.mp4" if annotate else "")
+    console.print(f"results written to [bold]{target}[/bold] ({files})")
 
 
 INTERRUPTED = ("interrupted; finished work is kept: the cache entries already written stay, "

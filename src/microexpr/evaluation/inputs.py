@@ -16,7 +16,9 @@ from microexpr.data.clips import Dataset
 from microexpr.data.manifest import Manifest, read_manifest
 from microexpr.data.problems import Problem, problems_frame
 from microexpr.errors import ConfigError
-from microexpr.representations import prepare_representation, resize_inputs
+from microexpr.representations import prepare_representation
+from microexpr.training.inputs import compute_inputs, fit_inputs, kept_arrays
+from microexpr.training.inputs import representation_configs as representation_configs
 
 # Below this many clips a run stays in this process: starting workers costs more than it saves.
 PARALLEL_MIN_CLIPS = 200
@@ -106,10 +108,7 @@ def prepare_inputs(given: GivenData, spec: Any, rep_name: str | None, rep_config
                               message=f"{rep_name} failed: {f.error}")
                       for f in report.failures.itertuples(index=False)]
             problems = pd.concat([problems, problems_frame(failed)], ignore_index=True)
-    inputs, names = spec.select_channels(inputs, names)
-    if input_size is not None and inputs.ndim >= 4:
-        inputs = resize_inputs(inputs, input_size)
-    spec.check_input(inputs.shape)
+    inputs, names = fit_inputs(spec, inputs, names, input_size)
     check_finite(inputs, clips)
     return PreparedInputs(clips, inputs, names, problems)
 
@@ -137,33 +136,6 @@ class NamedInputs:
     problems: pd.DataFrame | None
 
 
-def representation_configs(spec: Any, options: dict | None) -> dict[str, tuple[str, Any]]:
-    """Name -> (representation, config) of every input and target of a multi-input `spec`,
-    its defaults updated by `options` ({name: {option: value}}); ConfigError naming an
-    unknown name or option (before any work)."""
-    from microexpr.representations import make_config
-
-    named = {**spec.named_inputs(), **spec.named_targets()}
-    options = dict(options or {})
-    unknown = sorted(set(options) - set(named))
-    if unknown or not all(isinstance(v, dict) for v in options.values()):
-        raise ConfigError(f"{spec.name} takes representation options per input / target "
-                          f"name ({', '.join(named)}), e.g. representation={{'"
-                          f"{next(iter(named))}': {{'size': 32}}}}; got {sorted(options)}")
-    configs = {name: (rep, make_config(rep, {**defaults, **options.get(name, {})}))
-               for name, (rep, defaults) in named.items()}
-    for option in getattr(spec, "shared_options", ()):
-        values = {name: getattr(config, option) for name, (_, config) in configs.items()
-                  if hasattr(config, option)}
-        if len({repr(v) for v in values.values()}) > 1:
-            given = ", ".join(f"{name}: {value!r}" for name, value in values.items())
-            raise ConfigError(f"{spec.name} needs the same {option!r} for its inputs and "
-                              f"targets (they must share their frames and pixels), got "
-                              f"{given}; set representation option {option!r} for all of "
-                              f"{', '.join(values)}")
-    return configs
-
-
 def prepare_named_inputs(given: GivenData, spec: Any, configs: dict[str, tuple[str, Any]], *,
                          cache_dir: Any, jobs: int | None, progress: bool) -> NamedInputs:
     """Compute (cached) every input and target of a multi-input model for the clips of
@@ -175,22 +147,17 @@ def prepare_named_inputs(given: GivenData, spec: Any, configs: dict[str, tuple[s
     clips, problems = given.clips, given.problems
     prepare_jobs = jobs if jobs is not None else (
         os.cpu_count() or 1 if len(clips) >= PARALLEL_MIN_CLIPS else 1)
-    reports, keep = {}, np.ones(len(clips), dtype=bool)
-    failed: list[Problem] = []
-    for name, (rep, config) in configs.items():
-        report = prepare_representation(clips, rep, config, cache_dir=cache_dir,
-                                        jobs=prepare_jobs, progress=progress)
-        reports[name] = report
-        keep &= report.ok
-        failed += [Problem(dataset=str(f.dataset), clip=str(f.clip), severity="error",
-                           message=f"{rep} ({name}) failed: {f.error}")
-                   for f in report.failures.itertuples(index=False)]
+    reports, keep = compute_inputs(clips, configs, cache_dir=cache_dir, jobs=prepare_jobs,
+                                   progress=progress)
+    failed = [Problem(dataset=str(f.dataset), clip=str(f.clip), severity="error",
+                      message=f"{report.name} ({name}) failed: {f.error}")
+              for name, report in reports.items()
+              for f in report.failures.itertuples(index=False)]
     if failed:
         problems = pd.concat([problems, problems_frame(failed)], ignore_index=True)
     arrays = {}
     for name, report in reports.items():
-        stacked = report.stacked()  # the clips this representation succeeded on
-        arrays[name] = stacked[keep[report.ok]]
+        arrays[name] = kept_arrays(report, keep)
         check_finite(arrays[name], clips[keep].reset_index(drop=True))
     inputs = {k: arrays[k] for k in spec.named_inputs()}
     targets = {k: arrays[k] for k in spec.named_targets()}

@@ -21,6 +21,7 @@ from microexpr.errors import ConfigError, MicroexprError
 from microexpr.evaluation.auxiliary import pool_auxiliary
 from microexpr.evaluation.inputs import (
     PARALLEL_MIN_CLIPS,
+    GivenData,
     clips_of,
     prepare_inputs,
     prepare_named_inputs,
@@ -33,7 +34,7 @@ from microexpr.evaluation.rundir import RunDir, check_out, fingerprint, open_run
 from microexpr.parallel import Interrupted, make_executor
 from microexpr.preprocess.cache import array_digest
 from microexpr.progress import track
-from microexpr.representations import make_config
+from microexpr.training.inputs import InputRecipe, input_config
 
 
 @dataclass
@@ -103,6 +104,7 @@ class _Shared:
     inner_folds: int | str = 4
     metric: str = "uf1"
     guide: Any = None  # microexpr.training.guidance.Guide of a guided model (mimanet)
+    input_recipe: Any = None  # microexpr.training.inputs.InputRecipe, saved with each model
 
 
 def fold_seed(seed: int, fold: int) -> int:
@@ -117,10 +119,10 @@ def member_seed(seed: int, fold: int, member: int) -> int:
     return int(np.random.SeedSequence([seed, fold, member]).generate_state(1)[0])
 
 
-def _fit_predict(shared: _Shared, train: np.ndarray, test: np.ndarray, seed: int,
-                 params: dict, train_options: dict | None, save_as: Path | None = None
-                 ) -> tuple[np.ndarray, dict]:
-    """Train one model on `train` and return its probabilities on `test` and a few facts."""
+def fit_model(shared: _Shared, train: np.ndarray, seed: int, params: dict,
+              train_options: dict | None, save_as: Path | None = None) -> tuple[Any, dict]:
+    """Train one model on the clips `train` (saved to `save_as`, with its input recipe);
+    return it and a few facts (fit seconds, epochs, final losses, the history rows)."""
     from microexpr.training.estimators import make_classifier
 
     train_config = None
@@ -129,6 +131,7 @@ def _fit_predict(shared: _Shared, train: np.ndarray, test: np.ndarray, seed: int
     classifier = make_classifier(shared.model, shared.classes, train_config=train_config,
                                  params=params, seed=seed, device=shared.device,
                                  init=shared.init, guide=shared.guide)
+    classifier.input_recipe = shared.input_recipe
     start = time.perf_counter()
     fit_targets = {"targets": _take(shared.targets, train)} if shared.targets else {}
     classifier.fit(_take(shared.inputs, train), shared.labels[train],
@@ -145,6 +148,14 @@ def _fit_predict(shared: _Shared, train: np.ndarray, test: np.ndarray, seed: int
         info["history"] = history.rows()
     if getattr(classifier, "transfer", None) is not None:
         info["transferred_tensors"] = len(classifier.transfer.loaded)
+    return classifier, info
+
+
+def _fit_predict(shared: _Shared, train: np.ndarray, test: np.ndarray, seed: int,
+                 params: dict, train_options: dict | None, save_as: Path | None = None
+                 ) -> tuple[np.ndarray, dict]:
+    """Train one model on `train` and return its probabilities on `test` and a few facts."""
+    classifier, info = fit_model(shared, train, seed, params, train_options, save_as)
     start = time.perf_counter()
     if not shared.targets:
         proba = classifier.predict_proba(_take(shared.inputs, test))
@@ -287,53 +298,16 @@ def evaluate(
     `<out>.partial/` as folds finish, moved to `out` at the end; `resume` continues an
     interrupted run with the same configuration.
     """
-    from microexpr import __version__
-    from microexpr.models.registry import get_model_spec
-    from microexpr.training.recipes import make_train_config
-
     # -- everything is validated before any work -----------------------------------------
-    spec = get_model_spec(model)
+    plan = plan_run(data, model, recipe=recipe, representation=representation,
+                    input_representation=input_representation, channels=channels,
+                    input_size=input_size, params=params, train=train, epochs=epochs,
+                    init=init, macro=macro)
     ensemble = _check_int(ensemble, "ensemble (--ensemble)", 1)
-    if input_size is not None:
-        input_size = _check_int(input_size, "input_size (--input-size)", 1)
-    recipe_train, recipe_params = spec.recipe(recipe or "default")
-    if not isinstance(data, Manifest | str | Path):  # a manifest's inputs are precomputed
-        representation = _merge_options(spec.recipe_representation(recipe or "default"),
-                                        representation)
-    params = {**recipe_params, **(params or {})}
-    checked_params = spec.check_params(params)
-    if spec.kind == "torch":
-        train_config = make_train_config(spec, {**recipe_train, **(train or {})}, epochs=epochs)
-    else:
-        train_config = None
-        if train or epochs or recipe_train:
-            raise ConfigError(f"{model} is a scikit-learn model: it takes no epochs or training "
-                              f"options (use params=... / --param)")
-    if init is not None:
-        from microexpr.training.transfer import check_init
-
-        if spec.kind != "torch":
-            raise ConfigError(f"{model} is a scikit-learn model: init needs a torch model")
-        init = check_init(init, model).as_dict()
     grid = None
     if tune is not None:
-        grid = _load_grid(tune, spec, params, train_config)
+        grid = _load_grid(tune, plan.spec, plan.params, plan.train_config)
     check_protocol(protocol)
-    macro_sources = _check_macro(spec, checked_params, macro)
-    rep_name = rep_config = named_configs = None
-    if spec.multi_input:
-        if input_representation or input_size is not None or channels is not None:
-            raise ConfigError(f"{model} takes the named inputs {list(spec.named_inputs())}: "
-                              f"input_representation, input_size and channels apply to "
-                              f"single-input models only")
-        named_configs = representation_configs(spec, representation)
-    elif not isinstance(data, Manifest | str | Path):
-        rep_name = input_representation or spec.representation
-        defaults = spec.representation_config if rep_name == spec.representation else {}
-        rep_config = make_config(rep_name, {**defaults, **(representation or {})})
-    elif representation or input_representation:
-        raise ConfigError("a manifest holds precomputed inputs: representation options "
-                          "(--option, --representation) do not apply to it")
     if save_models and not write and out is None:
         raise ConfigError("save_models with write=False needs out= (the fold models are saved "
                           "in out/models)")
@@ -344,66 +318,27 @@ def evaluate(
         check_out(out_dir, overwrite=overwrite, resume=resume)
 
     # -- inputs ------------------------------------------------------------------------------
-    given = clips_of(data, labels, channels)
-    targets: dict[str, np.ndarray] = {}
-    if named_configs is not None:
-        named = prepare_named_inputs(given, spec, named_configs, cache_dir=cache_dir,
-                                     jobs=jobs, progress=progress)
-        clips, inputs, targets = named.clips, named.inputs, named.targets
-        names = {k: named.channels[k] for k in inputs}
-        problems = named.problems
-        input_shape: Any = {k: list(v.shape[1:]) for k, v in inputs.items()}
-        representation_info: Any = {"inputs": {k: named.configs[k] for k in inputs},
-                                    "targets": {k: named.configs[k] for k in targets}}
-    else:
-        prepared = prepare_inputs(given, spec, rep_name, rep_config, input_size=input_size,
-                                  cache_dir=cache_dir, jobs=jobs, progress=progress)
-        clips, inputs = prepared.clips, prepared.inputs
-        names, problems = prepared.channels, prepared.problems
-        input_shape = list(inputs.shape[1:])
-        representation_info = None if rep_config is None else {
-            "name": rep_name, **asdict(rep_config)}
-    classes = given.classes
-    if spec.kind == "torch" and checked_params != dict(spec.params):
-        shapes = ({k: tuple(v) for k, v in input_shape.items()} if isinstance(input_shape, dict)
-                  else tuple(input_shape))
-        spec.validate(params, input_shape=shapes, n_classes=len(classes))
+    prepared = prepare_run(plan, data, labels=labels, channels=channels, cache_dir=cache_dir,
+                           jobs=jobs, progress=progress)
+    clips, inputs, targets = prepared.clips, prepared.inputs, prepared.targets
+    classes = prepared.classes
     subjects = clips["subject"].astype(str).to_numpy()
     datasets = clips["dataset"].astype(str).to_numpy()
     folds = make_folds(protocol, subjects, datasets)
-    guide, macro_info = None, None
-    if macro_sources:
-        guide, macro_info, macro_problems = _macro_guide(
-            macro_sources, given, spec, named_configs, tuple(classes), checked_params,
-            asdict(train_config), seed=seed, device=device, cache_dir=cache_dir, jobs=jobs,
-            progress=progress)
-        problems = pd.concat([p for p in (problems, macro_problems) if p is not None and len(p)]
-                             or [problems_frame([])], ignore_index=True)
+    guide, macro_info = macro_guide(plan, prepared, seed=seed, device=device,
+                                    cache_dir=cache_dir, jobs=jobs, progress=progress)
+    problems = prepared.problems
     n_jobs = resolve_jobs(jobs, len(folds), len(clips), device)
 
     config = {
-        "microexpr_version": __version__,
-        "created": _dt.datetime.now().isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "data": given.info,
-        "classes": list(classes),
-        "n_clips": len(clips),
-        "n_subjects": int(len(set(subjects))),
-        "model": {"name": model, "params": checked_params, "recipe": recipe or "default",
-                  "reference": spec.reference},
-        "representation": representation_info,
-        "channels": ({k: list(v) if v else None for k, v in names.items()}
-                     if isinstance(names, dict) else list(names) if names else None),
-        "input_shape": input_shape,
-        "input_size": input_size,
-        "train": asdict(train_config) if train_config else None,
+        **run_config(plan, prepared),
         "protocol": protocol,
         "n_folds": len(folds),
         "seed": seed,
         "ensemble": ensemble,
         "tuning": None if grid is None else grid.to_dict(),
         "device": device or "auto",
-        "init": init,
+        "init": plan.init,
         "macro": macro_info,
         "jobs": n_jobs,
     }
@@ -421,15 +356,11 @@ def evaluate(
                                         .astype(str).values.tolist())
         run_dir = open_run_dir(out_dir, {"fingerprint": fingerprint(decisive), **decisive},
                                overwrite=overwrite, resume=resume)
-    shared = _Shared(inputs=inputs, targets=targets, labels=clips["label"].astype(str).to_numpy(),
-                     subjects=subjects, classes=tuple(classes), channels=names, model=model,
-                     train_config=asdict(train_config) if train_config else None,
-                     params=checked_params, seed=seed, device=device,
-                     models_dir=_models_dir(save_models, run_dir, out), init=init,
-                     ensemble=ensemble,
-                     grid=None if grid is None else tuple(grid.points),
-                     inner_folds=grid.inner_folds if grid else 4,
-                     metric=grid.metric if grid else "uf1", guide=guide)
+    shared = shared_for(plan, prepared, seed=seed, device=device, guide=guide,
+                        models_dir=_models_dir(save_models, run_dir, out), ensemble=ensemble,
+                        grid=None if grid is None else tuple(grid.points),
+                        inner_folds=grid.inner_folds if grid else 4,
+                        metric=grid.metric if grid else "uf1")
 
     # -- folds: each written as it finishes --------------------------------------------------
     probabilities: list[np.ndarray | None] = [None] * len(folds)
@@ -466,7 +397,192 @@ def evaluate(
     return EvaluationResult(predictions=predictions, metrics=metrics, config=config,
                             out_dir=out_dir if write else None,
                             problems=problems if problems is not None else problems_frame([]),
-                            warnings=given.warnings)
+                            warnings=prepared.given.warnings)
+
+
+@dataclass
+class RunPlan:
+    """A run's choices, each checked before any work (shared by `evaluate` and `train`): the
+    model, its params as given (the recipe's with the user's on top) and checked, its
+    training options, pretrained weights, macro sources and the representation config of
+    its input (`rep_name`, `rep_config`) or of each named input and target
+    (`named_configs`); neither for a manifest's precomputed inputs."""
+
+    spec: Any
+    recipe: str
+    params: dict
+    checked_params: dict
+    train_config: Any  # microexpr.training.loop.TrainConfig of a torch model, else None
+    init: dict | None
+    macro_sources: list
+    rep_name: str | None
+    rep_config: Any
+    named_configs: dict | None
+    input_size: int | None
+
+
+def plan_run(data: Any, model: str, *, recipe: str | None, representation: dict | None,
+             input_representation: str | None, channels: Any, input_size: int | None,
+             params: dict | None, train: dict | None, epochs: int | None, init: Any,
+             macro: Any) -> RunPlan:
+    """Check a run's model, recipe, params, training options, init, macro data and
+    representation options against each other (ConfigError naming the bad one)."""
+    from microexpr.models.registry import get_model_spec
+    from microexpr.training.recipes import make_train_config
+
+    spec = get_model_spec(model)
+    if input_size is not None:
+        input_size = _check_int(input_size, "input_size (--input-size)", 1)
+    recipe_train, recipe_params = spec.recipe(recipe or "default")
+    if not isinstance(data, Manifest | str | Path):  # a manifest's inputs are precomputed
+        representation = _merge_options(spec.recipe_representation(recipe or "default"),
+                                        representation)
+    params = {**recipe_params, **(params or {})}
+    checked_params = spec.check_params(params)
+    if spec.kind == "torch":
+        train_config = make_train_config(spec, {**recipe_train, **(train or {})}, epochs=epochs)
+    else:
+        train_config = None
+        if train or epochs or recipe_train:
+            raise ConfigError(f"{model} is a scikit-learn model: it takes no epochs or training "
+                              f"options (use params=... / --param)")
+    if init is not None:
+        from microexpr.training.transfer import check_init
+
+        if spec.kind != "torch":
+            raise ConfigError(f"{model} is a scikit-learn model: init needs a torch model")
+        init = check_init(init, model).as_dict()
+    macro_sources = _check_macro(spec, checked_params, macro)
+    rep_name = rep_config = named_configs = None
+    if spec.multi_input:
+        if input_representation or input_size is not None or channels is not None:
+            raise ConfigError(f"{model} takes the named inputs {list(spec.named_inputs())}: "
+                              f"input_representation, input_size and channels apply to "
+                              f"single-input models only")
+        named_configs = representation_configs(spec, representation)
+    elif not isinstance(data, Manifest | str | Path):
+        rep_name, rep_config = input_config(spec, representation, input_representation)
+    elif representation or input_representation:
+        raise ConfigError("a manifest holds precomputed inputs: representation options "
+                          "(--option, --representation) do not apply to it")
+    return RunPlan(spec, recipe or "default", params, checked_params, train_config, init,
+                   macro_sources, rep_name, rep_config, named_configs, input_size)
+
+
+@dataclass
+class PreparedRun:
+    """A run's data, ready for training: the clips that have inputs, their inputs and
+    targets, the inputs' channel names and per-sample shape, every problem (clips left out
+    included), the representation section of the config and the recipe that recomputes
+    the inputs for new clips (saved with each model)."""
+
+    given: GivenData
+    clips: pd.DataFrame
+    inputs: np.ndarray | dict[str, np.ndarray]
+    targets: dict[str, np.ndarray]
+    channels: Any
+    problems: pd.DataFrame | None
+    input_shape: Any
+    representation: Any
+    input_recipe: InputRecipe
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.given.classes)
+
+
+def prepare_run(plan: RunPlan, data: Any, *, labels: str | None, channels: Any,
+                cache_dir: Any, jobs: int | None, progress: bool) -> PreparedRun:
+    """The clips of `data` with their labels, and the model's inputs for them (computed
+    and cached, or a manifest's), checked against the model's params."""
+    spec = plan.spec
+    given = clips_of(data, labels, channels)
+    targets: dict[str, np.ndarray] = {}
+    if plan.named_configs is not None:
+        named = prepare_named_inputs(given, spec, plan.named_configs, cache_dir=cache_dir,
+                                     jobs=jobs, progress=progress)
+        clips, inputs, targets = named.clips, named.inputs, named.targets
+        names: Any = {k: named.channels[k] for k in inputs}
+        problems = named.problems
+        input_shape: Any = {k: list(v.shape[1:]) for k, v in inputs.items()}
+        representation_info: Any = {"inputs": {k: named.configs[k] for k in inputs},
+                                    "targets": {k: named.configs[k] for k in targets}}
+        recipe = InputRecipe({k: named.configs[k] for k in inputs}, dict(names))
+    else:
+        prepared = prepare_inputs(given, spec, plan.rep_name, plan.rep_config,
+                                  input_size=plan.input_size, cache_dir=cache_dir, jobs=jobs,
+                                  progress=progress)
+        clips, inputs = prepared.clips, prepared.inputs
+        names, problems = prepared.channels, prepared.problems
+        input_shape = list(inputs.shape[1:])
+        representation_info = None if plan.rep_config is None else {
+            "name": plan.rep_name, **asdict(plan.rep_config)}
+        manifest = None if given.inputs is None else {
+            k: given.info.get(k) for k in ("path", "name", "channels")}
+        recipe = InputRecipe({} if representation_info is None else {
+            "input": representation_info}, {"input": names}, plan.input_size, manifest)
+    if spec.kind == "torch" and plan.checked_params != dict(spec.params):
+        shapes = ({k: tuple(v) for k, v in input_shape.items()} if isinstance(input_shape, dict)
+                  else tuple(input_shape))
+        spec.validate(plan.params, input_shape=shapes, n_classes=len(given.classes))
+    return PreparedRun(given, clips, inputs, targets, names, problems, input_shape,
+                       representation_info, recipe)
+
+
+def macro_guide(plan: RunPlan, prepared: PreparedRun, *, seed: int, device: str | None,
+                cache_dir: Any, jobs: int | None, progress: bool) -> tuple[Any, dict | None]:
+    """(guide, macro section of the config) of a model trained under macro guidance (MaNet
+    trained once, or loaded from the cache; its problems added to `prepared`), else (None,
+    None)."""
+    if not plan.macro_sources:
+        return None, None
+    guide, info, macro_problems = _macro_guide(
+        plan.macro_sources, prepared.given, plan.spec, plan.named_configs, prepared.classes,
+        plan.checked_params, asdict(plan.train_config), seed=seed, device=device,
+        cache_dir=cache_dir, jobs=jobs, progress=progress)
+    prepared.problems = pd.concat(
+        [p for p in (prepared.problems, macro_problems) if p is not None and len(p)]
+        or [problems_frame([])], ignore_index=True)
+    return guide, info
+
+
+def run_config(plan: RunPlan, prepared: PreparedRun) -> dict[str, Any]:
+    """The head of a run's config: versions, data, classes, model, representation, channels,
+    input shape and size, training options."""
+    from microexpr import __version__
+
+    names, clips = prepared.channels, prepared.clips
+    return {
+        "microexpr_version": __version__,
+        "created": _dt.datetime.now().isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "data": prepared.given.info,
+        "classes": list(prepared.classes),
+        "n_clips": len(clips),
+        "n_subjects": int(clips["subject"].astype(str).nunique()),
+        "model": {"name": plan.spec.name, "params": plan.checked_params,
+                  "recipe": plan.recipe, "reference": plan.spec.reference},
+        "representation": prepared.representation,
+        "channels": ({k: list(v) if v else None for k, v in names.items()}
+                     if isinstance(names, dict) else list(names) if names else None),
+        "input_shape": prepared.input_shape,
+        "input_size": plan.input_size,
+        "train": asdict(plan.train_config) if plan.train_config else None,
+    }
+
+
+def shared_for(plan: RunPlan, prepared: PreparedRun, *, seed: int, device: str | None,
+               guide: Any, models_dir: str | None = None, **options: Any) -> _Shared:
+    """What every model of the run is trained from (`options`: ensemble, grid, ...)."""
+    clips = prepared.clips
+    return _Shared(inputs=prepared.inputs, targets=prepared.targets,
+                   labels=clips["label"].astype(str).to_numpy(),
+                   subjects=clips["subject"].astype(str).to_numpy(), classes=prepared.classes,
+                   channels=prepared.channels, model=plan.spec.name,
+                   train_config=asdict(plan.train_config) if plan.train_config else None,
+                   params=plan.checked_params, seed=seed, device=device,
+                   models_dir=models_dir, init=plan.init, guide=guide,
+                   input_recipe=prepared.input_recipe, **options)
 
 
 def _check_macro(spec: Any, params: dict, macro: Any) -> list:
@@ -493,7 +609,6 @@ def _macro_guide(sources: list, given: Any, spec: Any, named_configs: dict,
                  ) -> tuple[Any, dict, pd.DataFrame | None]:
     """Load the macro clips, compute the model's inputs for them (cached like the micro
     inputs) and train MaNet once for the whole run (or load it from the cache)."""
-    from microexpr.evaluation.inputs import GivenData
     from microexpr.evaluation.macro import load_macro
     from microexpr.representations import resolve_cache
     from microexpr.training.guidance import train_guide

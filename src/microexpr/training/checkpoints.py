@@ -13,10 +13,10 @@ import json
 import os
 import pickle
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -38,7 +38,9 @@ class Checkpoint:
     estimator: Any = None
 
 
-def _atomic_write(path: Path, write) -> Path:
+def atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> Path:
+    """Write `path` through `write(stream)` into a temporary file beside it, then rename it
+    into place: readers see the old file or the whole new one, never half of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -59,11 +61,11 @@ def write_checkpoint(path: str | Path, meta: Mapping[str, Any],
     path = Path(path)
     if estimator is not None:
         blob = {"format": SKLEARN_FORMAT, "meta": dict(meta), "estimator": estimator}
-        return _atomic_write(path, lambda stream: pickle.dump(blob, stream))
+        return atomic_write(path, lambda stream: pickle.dump(blob, stream))
     meta = {"format_version": TORCH_VERSION, **meta}
     blob = {"meta": json.dumps(meta, default=list), "state_dict": dict(state_dict or {}),
             "arrays": dict(arrays or {})}
-    return _atomic_write(path, lambda stream: torch.save(blob, stream))
+    return atomic_write(path, lambda stream: torch.save(blob, stream))
 
 
 def checkpoint_kind(path: str | Path) -> str:

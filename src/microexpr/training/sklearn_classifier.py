@@ -10,6 +10,7 @@ import numpy as np
 from microexpr.errors import ConfigError, InputShapeError
 from microexpr.models.registry import ModelSpec, channel_names, encode_labels, get_model_spec
 from microexpr.training.checkpoints import read_checkpoint, write_checkpoint
+from microexpr.training.inputs import InputRecipe
 
 
 class SklearnClassifier:
@@ -17,7 +18,9 @@ class SklearnClassifier:
 
     Same interface as TorchClassifier: fit(x, y, groups, channels), predict_proba (columns
     in `classes` order, zeros for a class absent from the training fold), save / load.
-    `channels` (the names of the input's channels, from `fit`) is kept and saved.
+    `channels` (the names of the input's channels, from `fit`) is kept and saved, and so are
+    `input_recipe` (how the inputs are computed from clips-table rows; None for a model fit
+    on arrays by hand) and `training_info` (what `microexpr.train` recorded).
     """
 
     def __init__(self, model: str | ModelSpec, classes: tuple[str, ...] | list[str], *,
@@ -33,6 +36,8 @@ class SklearnClassifier:
         self.estimator: Any = None
         self.input_shape: tuple[int, ...] | None = None
         self.channels: tuple[str, ...] | None = None
+        self.input_recipe: InputRecipe | None = None
+        self.training_info: dict[str, Any] | None = None
 
     def _encode(self, y) -> np.ndarray:
         return encode_labels(y, self.classes)
@@ -68,10 +73,15 @@ class SklearnClassifier:
         return np.array(self.classes)[self.predict_proba(x).argmax(axis=1)]
 
     def save(self, path: str | Path) -> Path:
+        """Save the fitted estimator with its classes, params, channels and input recipe
+        (written atomically)."""
         if self.estimator is None:
             raise ConfigError("nothing to save: the classifier is not trained")
         meta = {"model": self.spec.name, "classes": self.classes, "params": self.params,
-                "seed": self.seed, "input_shape": self.input_shape, "channels": self.channels}
+                "seed": self.seed, "input_shape": self.input_shape, "channels": self.channels,
+                "input_recipe": None if self.input_recipe is None
+                else self.input_recipe.to_dict(),
+                "training_info": self.training_info}
         return write_checkpoint(path, meta, estimator=self.estimator)
 
     @classmethod
@@ -84,4 +94,7 @@ class SklearnClassifier:
         model.estimator, model.input_shape = checkpoint.estimator, tuple(meta["input_shape"])
         channels = meta.get("channels")  # absent from models saved before channel names
         model.channels = tuple(channels) if channels is not None else None
+        recipe = meta.get("input_recipe")  # absent from files saved before input recipes
+        model.input_recipe = None if recipe is None else InputRecipe.from_dict(recipe, str(path))
+        model.training_info = meta.get("training_info")
         return model

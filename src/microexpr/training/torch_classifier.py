@@ -21,6 +21,7 @@ from microexpr.models.registry import (
 from microexpr.training.augment import resolve_flip_indices
 from microexpr.training.checkpoints import read_checkpoint, write_checkpoint
 from microexpr.training.device import resolve_device, seed_everything
+from microexpr.training.inputs import InputRecipe
 from microexpr.training.loop import History, TrainConfig, predict_outputs, train
 from microexpr.training.recipes import make_train_config
 
@@ -68,6 +69,11 @@ class TorchClassifier:
     names the input's channels (a mapping per input name for several inputs), None when
     unknown; it decides which channels a flip negates (TrainConfig.flip_negate) and is saved
     with the model. `input_shape`, `mean` and `std` are per input in the same way.
+
+    `input_recipe` (an `InputRecipe`, saved with the model) says how its inputs are computed
+    from clips-table rows (`microexpr.training.inputs.model_inputs`): set by `evaluate` and
+    `microexpr.train`, None for a model fit on arrays by hand. `training_info` is the
+    configuration `microexpr.train` recorded (data, classes, counts, options), also saved.
     """
 
     def __init__(self, model: str | ModelSpec, classes: tuple[str, ...] | list[str], *,
@@ -98,6 +104,8 @@ class TorchClassifier:
         # Data a network's `attach_guide` takes before training, not saved with the model:
         # a microexpr.training.guidance.Guide (mimanet: the trained MaNet and macro data).
         self.guide = guide
+        self.input_recipe: InputRecipe | None = None
+        self.training_info: dict[str, Any] | None = None
 
     # -- inputs ---------------------------------------------------------------------------
     def _encode(self, y) -> np.ndarray:
@@ -258,7 +266,8 @@ class TorchClassifier:
 
     # -- persistence ------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Save weights with everything needed to rebuild them (model, params, classes, stats)."""
+        """Save weights with everything needed to rebuild them (model, params, classes, stats)
+        and to compute their inputs for new clips (`input_recipe`); written atomically."""
         if self.module is None:
             raise ConfigError("nothing to save: the classifier is not trained")
         meta = {
@@ -266,6 +275,8 @@ class TorchClassifier:
             "train_config": asdict(self.train_config), "seed": self.seed,
             "inputs": None if self.input_names == [SINGLE] else self.input_names,
             "input_shape": self.input_shape, "channels": self.channels,
+            "input_recipe": None if self.input_recipe is None else self.input_recipe.to_dict(),
+            "training_info": self.training_info,
         }
         return write_checkpoint(path, meta, self.module.state_dict(),
                                 {"mean": self.mean, "std": self.std})
@@ -294,4 +305,7 @@ class TorchClassifier:
                                                **params)
         model.module.load_state_dict(checkpoint.state_dict)
         model.mean, model.std = checkpoint.arrays["mean"], checkpoint.arrays["std"]
+        recipe = meta.get("input_recipe")  # absent from files saved before input recipes
+        model.input_recipe = None if recipe is None else InputRecipe.from_dict(recipe, str(path))
+        model.training_info = meta.get("training_info")
         return model
