@@ -35,6 +35,7 @@ _API = {
     "EvaluationResult": "microexpr.evaluation.runner",
     "compute_metrics": "microexpr.evaluation.metrics",
     "load_results": "microexpr.evaluation.report",
+    "report": "microexpr.evaluation.html_report",
     "plot_mol": "microexpr.evaluation.mol_plot",
     "run_demo": "microexpr.demo",
     "analyze": "microexpr.video",

@@ -391,13 +391,28 @@ def evaluate(
     history = _history_table(folds, fold_info)
     config["folds"] = [{"index": f.index, "held_out": f.held_out, "n_train": len(f.train),
                         "n_test": len(f.test), **fold_info[f.index]} for f in folds]
+    warnings = list(prepared.given.warnings)
     if run_dir is not None:
         write_results(run_dir.partial, config, predictions, metrics, problems, history)
         out_dir = run_dir.finish()
+        warnings += _write_report(out_dir, cache_dir)
     return EvaluationResult(predictions=predictions, metrics=metrics, config=config,
                             out_dir=out_dir if write else None,
                             problems=problems if problems is not None else problems_frame([]),
-                            warnings=prepared.given.warnings)
+                            warnings=warnings)
+
+
+def _write_report(out_dir: Path, cache_dir: Any) -> list[str]:
+    """report.html next to a finished run's files; a warning instead when it cannot be
+    rendered (the results are complete either way: `microexpr report DIR` retries it)."""
+    from microexpr.evaluation.html_report import report
+
+    try:
+        report(out_dir, out=out_dir / "report.html", cache_dir=cache_dir)
+    except Exception as error:  # noqa: BLE001 - the run's results are written already
+        return [f"report.html was not written ({type(error).__name__}: {error}); render it "
+                f"with `microexpr report {out_dir}`"]
+    return []
 
 
 @dataclass
