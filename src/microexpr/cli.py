@@ -147,7 +147,8 @@ def _print_result(result, fmt: str = "table") -> None:
     fmt = _check_format(fmt)
     _print_frame(result.table(), title="Pooled over all folds", fmt=fmt)
     where = (f"results written to [bold]{result.out_dir}[/bold] "
-             f"(config.yaml, predictions.csv, metrics.json, confusion.png, megc_log.txt)")
+             f"(config.yaml, predictions.csv, metrics.json, confusion.png, megc_log.txt, "
+             f"report.html)")
     (console if fmt == "table" else Console(stderr=True)).print(where)
 
 
@@ -178,7 +179,8 @@ def demo(
 def synth(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write the database into.")],
     subjects: Annotated[int | None, typer.Option(
-        help="Synthetic subjects (default 12; 6 with --macro).", show_default=False)] = None,
+        help="Synthetic subjects (default 12; 6 with --macro; 3 with --long).",
+        show_default=False)] = None,
     clips_per_class: Annotated[int, typer.Option(
         help="Clips per class and subject (--macro: sequences).")] = 4,
     seed: Annotated[int | None, typer.Option(
@@ -201,10 +203,33 @@ def synth(
     unlabelled: Annotated[int | None, typer.Option(
         help="With --macro: sequences left without an emotion file, as in the real CK+ "
              "(default 3, fewer in a smaller database).", show_default=False)] = None,
+    long: Annotated[bool, typer.Option(
+        "--long", help="Long videos in the CAS(ME)^2 layout instead (micro- and "
+        "macro-expressions among blinks, talking and head turns, with ground truth), for "
+        "`evaluate --task spot --dataset casme2_long` and `analyze`.")] = False,
+    videos_per_subject: Annotated[int, typer.Option(help="With --long: videos per subject.")]
+    = 2,
+    seconds: Annotated[float, typer.Option(help="With --long: seconds per video.")] = 20.0,
 ) -> None:
     """Write a synthetic micro-expression database in the CASME II layout (--macro: a
-    macro-expression database in the CK+ layout)."""
+    macro-expression database in the CK+ layout; --long: long videos in the CAS(ME)^2
+    layout)."""
     names = tuple(e.strip() for e in emotions.split(",") if e.strip())
+    if long:
+        if macro or full_frame or unlabelled is not None:
+            raise ConfigError("--long writes long videos; --macro, --full-frame and "
+                              "--unlabelled are for clip databases: give one kind")
+        from microexpr.synth.long_video import synthesize_long
+
+        path = synthesize_long(out_dir, subjects=3 if subjects is None else subjects,
+                               videos_per_subject=videos_per_subject, seconds=seconds,
+                               size=128 if size is None else size,
+                               seed=0 if seed is None else seed,
+                               amplitude=2.0 if amplitude is None else amplitude)
+        console.print(f"synthetic long videos (CAS(ME)^2 layout) written to [bold]{path}"
+                      f"[/bold]; spot in them with `microexpr evaluate --task spot --dataset "
+                      f"casme2_long --root {path}`")
+        return
     if macro:
         if full_frame:
             raise ConfigError("--full-frame writes a micro-expression database's raw frames; "
@@ -579,12 +604,31 @@ def evaluate(
         help="mimanet: macro-expression data, NAME=PATH (ck+=/data/CK+) or a folder whose "
              "layout tells its format (repeatable; synthetic: `microexpr synth DIR --macro`).")]
     = None,
+    task: Annotated[str, typer.Option(
+        help="recognise (clips: a model's UF1 / UAR) or spot (long videos: the MEGC spotting "
+             "F1 of --spotter, e.g. --dataset casme2_long).")] = "recognise",
+    spotter: Annotated[str, typer.Option(
+        help="--task spot: the spotter (see `microexpr analyze --help`).")] = "default",
+    spot_option: Annotated[list[str] | None, typer.Option(
+        help="--task spot: spotter option key=value (repeatable), e.g. half_duration_s=0.25.")]
+    = None,
     fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "table",
 ) -> None:
-    """Evaluate a model on a database or a manifest (leave-one-subject-out by default)."""
+    """Evaluate a model on a database or a manifest (leave-one-subject-out by default), or a
+    spotter on a long-video database (--task spot)."""
     from microexpr.evaluation.runner import evaluate as run
 
     _check_format(fmt)
+    if task not in ("recognise", "spot"):
+        raise ConfigError(f"--task must be recognise or spot, got {task!r}")
+    if task == "spot":
+        if manifest is not None or labels is not None or dataset is None or len(root or []) != 1:
+            raise ConfigError("--task spot reads a long-video database: give --dataset "
+                              "casme2_long|samm_long|casme3_long and one --root PATH (no "
+                              "--manifest, no --labels)")
+        return _spot(dataset, root[0], spotter, spot_option, protocol, out, overwrite, fmt)
+    if spot_option or spotter != "default":
+        raise ConfigError("--spotter and --spot-option are for --task spot")
     data = _data_for_cli(dataset, root, labels, manifest, channels)
     result = run(data, model, protocol=protocol, epochs=epochs, seed=seed, out=out, jobs=jobs,
                  labels=labels if manifest is not None else None, channels=channels,
@@ -600,6 +644,25 @@ def evaluate(
                  device=device, save_models=save_models)
     _print_result(result, fmt)
     _print_left_out(result.warnings, result.problems_summary())
+
+
+def _spot(dataset: str, root: str, spotter: str, options: list[str] | None, protocol: str,
+          out: Path | None, overwrite: bool, fmt: str) -> None:
+    """`evaluate --task spot`: LOSO spotting on a long-video database, MEGC metric."""
+    from microexpr.video.spot_evaluation import evaluate_spotting
+    from microexpr.video.spotters import get_spotter
+
+    chosen = get_spotter(spotter, **_key_values(options, "--spot-option"))
+    result = evaluate_spotting(dataset, chosen, root=root, protocol=protocol, out=out,
+                               overwrite=overwrite, progress=fmt == "table")
+    rows = [{"kind": part, **{k: result.metrics[part][k] for k in
+                              ("tp", "fp", "fn", "precision", "recall", "f1")}}
+            for part in ("micro", "macro", "overall") if part in result.metrics]
+    _print_frame(pd.DataFrame(rows), title="Spotting (MEGC: IoU >= 0.5), pooled over videos",
+                 fmt=fmt)
+    where = (f"results written to [bold]{result.out_dir}[/bold] (config.yaml, "
+             f"predictions.csv, truth.csv, matches.csv, counts.csv, metrics.json, videos/)")
+    (console if fmt == "table" else Console(stderr=True)).print(where)
 
 
 def _print_left_out(warnings: list[str], summary: str) -> None:
@@ -761,6 +824,37 @@ def macro_images(
                               size=size, seed=seed, amplitude=amplitude, neutral=neutral)
     console.print(f"macro-expression images written to [bold]{path}[/bold]; pretrain with "
                   f"`microexpr pretrain --images {path}`")
+
+
+@app.command("report")
+def report_command(
+    results: Annotated[list[Path], typer.Argument(
+        help="Results directories (written by `microexpr evaluate --out`).",
+        metavar="RESULTS_DIR", show_default=False)],
+    out: Annotated[Path, typer.Option(help="The HTML file to write.")] = Path("report.html"),
+    title: Annotated[str | None, typer.Option(help="Page title (default: from the runs).")]
+    = None,
+    attention: Annotated[bool, typer.Option(
+        "--attention/--no-attention",
+        help="Attention maps of runs that saved their models (--save-models), recomputed "
+             "from the data recorded in config.yaml.")] = True,
+    examples: Annotated[int, typer.Option(
+        help="Test clips per class shown in the attention maps.")] = 2,
+    cache_dir: Annotated[Path | None, typer.Option(help="Representation cache folder.")]
+    = None,
+    no_cache: Annotated[bool, typer.Option(
+        "--no-cache", help="Do not read or write the cache.")] = False,
+) -> None:
+    """Write one self-contained HTML report (figures embedded) of one or more results
+    directories; with several, a comparison sorted by UF1 and paired per-clip tests."""
+    from microexpr.evaluation.html_report import report as write_report
+
+    path = write_report(results, out=out, title=title, attention=attention,
+                        examples_per_class=examples,
+                        cache_dir=None if no_cache else (cache_dir or True))
+    size = path.stat().st_size / 1024
+    console.print(f"report of {len(results)} run{'s' if len(results) != 1 else ''} written "
+                  f"to [bold]{path}[/bold] ({size:.0f} KiB)")
 
 
 @app.command()

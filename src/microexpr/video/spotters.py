@@ -39,6 +39,8 @@ Spotters:
 - ``lbp``: LBP chi-square feature difference (MEGC 2019 baseline): uniform LBP (8 points,
   radius 3) histograms per block; the chi-square distance of frame t's histogram to the mean
   of frames t - k and t + k; the mean of the top third of blocks. Eye blocks are masked too.
+- ``motion``: a plain motion threshold, the naive peer: the mean absolute gray-level change of
+  the whole face crop from t - k to t (no flow, no head-motion removal, no eye mask).
 """
 
 from __future__ import annotations
@@ -488,8 +490,43 @@ class LBPSpotter(Spotter):
         return _LBPScorer(self.config, fps, align)  # type: ignore[arg-type]
 
 
+# ---------------------------------------------------------------------------- motion
+@dataclass(frozen=True)
+class MotionConfig(SpotConfig):
+    """The ``motion`` spotter: SpotConfig only. Scores are the mean absolute gray-level
+    difference (0-255) between the aligned crops at t and t - k over the whole face."""
+
+    min_score: float = 0.5
+
+
+class _MotionScorer:
+    def __init__(self, config: MotionConfig, fps: float, align: AlignConfig) -> None:
+        self.k = config.k(fps)
+
+    def prepare(self, crop: np.ndarray) -> np.ndarray:
+        return crop.astype(np.float32)
+
+    def score(self, window: Sequence[np.ndarray]) -> float:
+        return float(np.abs(window[self.k] - window[0]).mean())
+
+
+class MotionSpotter(Spotter):
+    """A plain motion threshold: how much the face crop changed over the last k frames, with
+    no flow, no head-motion removal and no eye mask. The naive peer the other spotters are
+    measured against (blinks, talking and head turns all count as motion here)."""
+
+    name = "motion"
+    description = ("plain motion threshold: mean absolute frame difference of the face crop "
+                   "over k frames (the naive baseline)")
+    config_class = MotionConfig
+
+    def scorer(self, fps: float, align: AlignConfig) -> Scorer:
+        return _MotionScorer(self.config, fps, align)  # type: ignore[arg-type]
+
+
 # ---------------------------------------------------------------------------- registry
-SPOTTERS: dict[str, type[Spotter]] = {"mdmd": MDMDSpotter, "lbp": LBPSpotter}
+SPOTTERS: dict[str, type[Spotter]] = {"mdmd": MDMDSpotter, "lbp": LBPSpotter,
+                                      "motion": MotionSpotter}
 DEFAULT_SPOTTER = "mdmd"
 
 

@@ -1,0 +1,289 @@
+"""Spotting evaluated honestly on a long-video database: leave-one-subject-out, MEGC metric.
+
+`evaluate_spotting(data, spotter)` analyses every long video once (face followed and aligned,
+motion scored: `microexpr.video.analyze`), then for each held-out subject:
+
+- a training-free spotter (``mdmd``, ``lbp``, ``motion``) gets its relative threshold ``p``
+  chosen on the other subjects' videos only: every candidate of `thresholds` spots their
+  stored scores, the one with the best pooled MEGC F1 (ties: the largest p) spots the held-out
+  subject's videos. Scores do not depend on p, so each video is analysed once for all folds.
+- a learned spotter (one with a ``fit(videos, intervals)`` method, such as ``softnet``) is
+  fitted on the other subjects' videos and intervals, and analyses the held-out subject's
+  videos; it chooses its own threshold in `fit`, on those training videos.
+
+Neither ever sees the held-out subject before predicting it: the pitfall of the public
+spotting code, which picked the threshold on the test videos (../notes/spotting.md).
+
+The results folder holds config.yaml (the spotter, the threshold grid and the threshold chosen
+for each fold), predictions.csv (every spotted interval with its fold, in the database's frame
+numbers), truth.csv (the annotated intervals scored against), matches.csv (each prediction a
+tp or fp, each missed truth a fn), counts.csv (TP / FP / FN per video and kind), metrics.json
+(precision, recall, F1 per kind and overall: `microexpr.evaluation.spotting`), one folder per
+video under videos/ with its intervals.csv and its per-frame scores (frames.csv), so any
+threshold can be re-applied and every number recomputed.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from microexpr.data.frames import list_frames
+from microexpr.data.long_videos import LongVideoDataset, load_long_videos
+from microexpr.errors import ConfigError, DatasetError
+from microexpr.evaluation.protocols import make_folds
+from microexpr.evaluation.report import _clean
+from microexpr.evaluation.rundir import check_out, open_run_dir
+from microexpr.evaluation.spotting import match_spots, spotting_counts, spotting_metrics
+from microexpr.progress import track as progress_bar
+from microexpr.video.analysis import analyze
+from microexpr.video.spotters import Spotter, get_spotter
+
+#: The relative thresholds a training-free spotter chooses among on the training subjects.
+DEFAULT_THRESHOLDS: tuple[float, ...] = tuple(round(p, 2) for p in np.arange(0.05, 1.0, 0.05))
+PREDICTION_COLUMNS = ("dataset", "subject", "video", "fold", "onset", "apex", "offset", "kind",
+                      "score", "p")
+
+
+@dataclass
+class SpottingResult:
+    """What `evaluate_spotting` returns: the spotted intervals, the truth they are scored
+    against, the MEGC metrics, the per-fold choices and where the results went."""
+
+    predictions: pd.DataFrame
+    truth: pd.DataFrame
+    metrics: dict
+    config: dict
+    out_dir: Path | None = None
+    videos: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+
+    def summary(self) -> str:
+        """One line per kind: TP / FP / FN, precision, recall and F1."""
+        lines = []
+        for part in ("micro", "macro", "overall"):
+            if part not in self.metrics:
+                continue
+            m = self.metrics[part]
+            lines.append(f"{part:>7}: TP {m['tp']} FP {m['fp']} FN {m['fn']}  "
+                         f"P {m['precision']:.3f} R {m['recall']:.3f} F1 {m['f1']:.3f}")
+        return "\n".join(lines)
+
+
+def _frame_numbers(folder: str | Path) -> np.ndarray:
+    """The database frame number of each frame of a video folder, in reading order."""
+    numbers = [number for number, _ in list_frames(Path(folder))]
+    if not numbers:
+        raise DatasetError(f"no frames in {folder}")
+    return np.asarray(numbers, dtype=np.int64)
+
+
+def _numbered(intervals: pd.DataFrame, numbers: np.ndarray) -> pd.DataFrame:
+    """Intervals with positions in the video turned into the database's frame numbers."""
+    table = intervals.copy()
+    for column in ("onset", "apex", "offset"):
+        table[column] = numbers[table[column].to_numpy(dtype=np.int64)]
+    return table
+
+
+def _check_thresholds(thresholds: Sequence[float] | None) -> tuple[float, ...]:
+    values = tuple(DEFAULT_THRESHOLDS if thresholds is None else thresholds)
+    if not values or any(not isinstance(p, int | float) or not 0 <= p <= 1 for p in values):
+        raise ConfigError(f"thresholds must be numbers in 0..1 (the relative threshold p), "
+                          f"got {list(values)}")
+    return tuple(sorted({float(p) for p in values}))
+
+
+def _spot(spotter: Spotter, frames: pd.DataFrame, fps: float, numbers: np.ndarray,
+          p: float | None) -> pd.DataFrame:
+    """The intervals `spotter` (at relative threshold `p`, or its own) finds in one video's
+    stored per-frame scores, in database frame numbers."""
+    chosen = spotter if p is None else type(spotter)(spotter.config, p=p)
+    spotting = chosen.spot(frames["score"].to_numpy(dtype=np.float64),
+                           frames["segment"].to_numpy(dtype=np.int64), fps)
+    return _numbered(spotting.intervals, numbers)
+
+
+def _predictions(rows: list[pd.DataFrame]) -> pd.DataFrame:
+    frames = [r for r in rows if len(r)]
+    if not frames:
+        return pd.DataFrame(columns=list(PREDICTION_COLUMNS))
+    table = pd.concat(frames, ignore_index=True)
+    return table[[c for c in PREDICTION_COLUMNS if c in table.columns]
+                 + [c for c in table.columns if c not in PREDICTION_COLUMNS]]
+
+
+def _tagged(intervals: pd.DataFrame, video: Mapping[str, Any], fold: int,
+            p: float | None) -> pd.DataFrame:
+    table = intervals.drop(columns=[c for c in ("start_s", "end_s") if c in intervals.columns])
+    return table.assign(dataset=video["dataset"], subject=video["subject"],
+                        video=video["video"], fold=fold, p=p)
+
+
+def choose_threshold(spotter: Spotter, analyses: Mapping[str, pd.DataFrame],
+                     videos: pd.DataFrame, truth: pd.DataFrame,
+                     thresholds: Sequence[float], numbers: Mapping[str, np.ndarray], *,
+                     iou: float = 0.5) -> tuple[float, dict[float, float]]:
+    """The relative threshold p of `thresholds` with the best pooled MEGC F1 on `videos`
+    (ties: the largest, the fewest false positives), and the F1 of every candidate. Only
+    `videos` are read."""
+    scores: dict[float, float] = {}
+    for p in thresholds:
+        rows = [_tagged(_spot(spotter, analyses[v.video], v.fps, numbers[v.video], p),
+                        v._asdict(), -1, p) for v in videos.itertuples(index=False)]
+        f1 = spotting_metrics(_predictions(rows), truth, iou)["overall"]["f1"]
+        scores[p] = float(f1) if np.isfinite(f1) else 0.0
+    best = max(scores.values())
+    return max(p for p, f1 in scores.items() if f1 == best), scores
+
+
+def _analyse(video: Mapping[str, Any], spotter: Spotter, align: Any, track_options: Any
+             ) -> pd.DataFrame:
+    analysis = analyze(video["folder"], spotter=spotter, fps=float(video["fps"]), align=align,
+                       track=track_options)
+    return analysis.frames
+
+
+def evaluate_spotting(
+    data: LongVideoDataset | str | Path,
+    spotter: str | Spotter = "default",
+    *,
+    root: str | Path | None = None,
+    protocol: str = "loso",
+    thresholds: Sequence[float] | None = None,
+    iou: float = 0.5,
+    align: Mapping[str, Any] | None = None,
+    track: Mapping[str, Any] | None = None,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    write: bool = True,
+    progress: bool = True,
+) -> SpottingResult:
+    """Spot micro- and macro-expressions in every video of a long-video database under
+    leave-one-subject-out and score them with the MEGC metric (module notes).
+
+    `data`: a loaded `LongVideoDataset`, or a format name ("casme2_long", "samm_long",
+    "casme3_long") with `root`. `spotter`: a name or a `Spotter` (options through
+    ``get_spotter(name, **options)``). `thresholds`: the candidate relative thresholds of a
+    training-free spotter (default 0.05, 0.10, ..., 0.95). `align` / `track`: face options of
+    `analyze`. `out`: the results folder (default results/spot-<data>-<spotter>), refused
+    when not empty unless `overwrite`; written only when `write`.
+    """
+    if not isinstance(data, LongVideoDataset):
+        if root is None:
+            raise ConfigError(f"give the folder of the {data} database: root=PATH (CLI "
+                              f"--root PATH)")
+        data = load_long_videos(str(data), root)
+    chosen = get_spotter(spotter)
+    learns = callable(getattr(chosen, "fit", None))
+    grid = None if learns else _check_thresholds(thresholds)
+    if learns and thresholds is not None:
+        raise ConfigError(f"spotter {chosen.name!r} chooses its own threshold on the training "
+                          f"subjects when it is fitted: drop thresholds")
+    if protocol != "loso":
+        raise ConfigError(f"spotting is evaluated leave-one-subject-out (protocol='loso'), "
+                          f"got {protocol!r}")
+    if not 0 < iou <= 1:
+        raise ConfigError(f"iou must be in (0, 1], got {iou}")
+    videos = data.videos.reset_index(drop=True)
+    if videos.empty:
+        raise DatasetError(f"{data.name} has no video with frames to spot in")
+    if videos["subject"].nunique() < 2:
+        raise ConfigError(f"{data.name} has videos of one subject only: leave-one-subject-out "
+                          f"needs at least 2 subjects")
+    out_path = None
+    if write:
+        out_path = check_out(Path(out) if out is not None else
+                             Path("results") / f"spot-{data.name}-{chosen.name}",
+                             overwrite=overwrite)
+    truth = data.intervals.reset_index(drop=True)
+    numbers = {v: _frame_numbers(f) for v, f in zip(videos["video"], videos["folder"],
+                                                    strict=True)}
+    folds = make_folds(protocol, videos["subject"].astype(str).to_numpy(),
+                       videos["dataset"].astype(str).to_numpy())
+    started = time.perf_counter()
+    records = videos.to_dict("records")
+    analyses: dict[str, pd.DataFrame] = {}
+    if not learns:  # scores do not depend on the fold: one pass per video
+        for video in progress_bar(records, len(records), "analysing videos", progress):
+            analyses[video["video"]] = _analyse(video, chosen, align, track)
+    rows, fold_info = [], []
+    for fold in folds:
+        train_videos, test_videos = videos.iloc[fold.train], videos.iloc[fold.test]
+        train_truth = truth[truth["video"].isin(train_videos["video"])]
+        info: dict[str, Any] = {"fold": fold.index, "held_out": fold.held_out,
+                                "train_videos": int(len(train_videos)),
+                                "test_videos": int(len(test_videos))}
+        if learns:
+            fitted = copy.deepcopy(chosen).fit(train_videos, train_truth, progress=False)
+            info["spotter"] = fitted.describe()
+            for video in test_videos.to_dict("records"):
+                frames = _analyse(video, fitted, align, track)
+                analyses[video["video"]] = frames
+                found = _spot(fitted, frames, video["fps"], numbers[video["video"]], None)
+                rows.append(_tagged(found, video, fold.index, None))
+        else:
+            p, f1s = choose_threshold(chosen, analyses, train_videos, train_truth, grid,
+                                      numbers, iou=iou)
+            info.update({"p": p, "train_f1": f1s[p], "train_f1_per_p": f1s})
+            for video in test_videos.to_dict("records"):
+                found = _spot(chosen, analyses[video["video"]], video["fps"],
+                              numbers[video["video"]], p)
+                rows.append(_tagged(found, video, fold.index, p))
+        fold_info.append(info)
+    predictions = _predictions(rows)
+    metrics = spotting_metrics(predictions, truth, iou)
+    config = {
+        "task": "spot",
+        "data": {"name": data.name, "format": data.format, "root": data.root,
+                 "annotation": data.annotation_file, "videos": int(len(videos)),
+                 "subjects": int(videos["subject"].nunique()),
+                 "intervals": {k: int(v) for k, v in truth["kind"].value_counts().items()}},
+        "spotter": chosen.describe(),
+        "learned": learns,
+        "protocol": protocol,
+        "thresholds": list(grid) if grid is not None else None,
+        "threshold_chosen_on": "the training subjects of each fold, never the test subject",
+        "iou": iou,
+        "align": dict(align or {}),
+        "track": dict(track or {}),
+        "folds": fold_info,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    result = SpottingResult(predictions, truth, metrics, config, videos=analyses)
+    if write and out_path is not None:
+        result.out_dir = _write(out_path, result, data, overwrite)
+    return result
+
+
+def _write(out: Path, result: SpottingResult, data: LongVideoDataset, overwrite: bool
+           ) -> Path:
+    """The results folder, written in `<out>.partial` and moved into place when complete."""
+    run = open_run_dir(out, {"fingerprint": "spot", "task": "spot"}, overwrite=overwrite)
+    folder = run.partial
+    (folder / "config.yaml").write_text(yaml.safe_dump(_clean(result.config), sort_keys=False))
+    result.predictions.to_csv(folder / "predictions.csv", index=False)
+    result.truth.to_csv(folder / "truth.csv", index=False)
+    match_spots(result.predictions, result.truth, result.config["iou"]).to_csv(
+        folder / "matches.csv", index=False)
+    spotting_counts(result.predictions, result.truth, result.config["iou"]).to_csv(
+        folder / "counts.csv", index=False)
+    (folder / "metrics.json").write_text(json.dumps(_clean(result.metrics), indent=2) + "\n")
+    if len(data.problems):
+        data.problems.to_csv(folder / "problems.csv", index=False)
+    for video, frames in result.videos.items():
+        target = folder / "videos" / video
+        target.mkdir(parents=True, exist_ok=True)
+        frames.to_csv(target / "frames.csv", index=False)
+        mine = result.predictions[result.predictions["video"] == video]
+        mine.to_csv(target / "intervals.csv", index=False)
+    (folder / "run.json").unlink(missing_ok=True)
+    return run.finish()

@@ -1,0 +1,137 @@
+"""Spotting evaluated on long videos: leave-one-subject-out with the threshold (or a learned
+spotter) chosen on the training subjects only, results that recompute, the naive motion
+threshold as the peer, and the command line."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from microexpr.cli import main
+from microexpr.data.long_videos import load_long_videos
+from microexpr.errors import ConfigError
+from microexpr.evaluation.spotting import spotting_metrics
+from microexpr.synth.long_video import synthesize_long
+from microexpr.video import spot_evaluation
+from microexpr.video.spot_evaluation import evaluate_spotting
+from microexpr.video.spotters import MDMDSpotter
+
+
+@pytest.fixture(scope="module")
+def long_videos(tmp_path_factory):
+    root = synthesize_long(tmp_path_factory.mktemp("long") / "casme2", subjects=3,
+                           videos_per_subject=1, seconds=10.0, seed=4)
+    return load_long_videos("casme2_long", root)
+
+
+@pytest.fixture(scope="module")
+def mdmd_run(long_videos, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "mdmd"
+    return evaluate_spotting(long_videos, "mdmd", out=out, progress=False)
+
+
+def test_the_threshold_of_each_fold_is_chosen_on_its_training_subjects_only(long_videos,
+                                                                            monkeypatch):
+    seen = []
+    choose = spot_evaluation.choose_threshold
+
+    def spy(spotter, analyses, videos, truth, *args, **kwargs):
+        seen.append((set(videos["subject"]), set(truth["subject"])))
+        return choose(spotter, analyses, videos, truth, *args, **kwargs)
+
+    monkeypatch.setattr(spot_evaluation, "choose_threshold", spy)
+    result = evaluate_spotting(long_videos, "mdmd", write=False, progress=False)
+    subjects = set(long_videos.subjects)
+    assert len(seen) == len(result.config["folds"]) == len(subjects)
+    for (videos, truth), fold in zip(seen, result.config["folds"], strict=True):
+        assert fold["held_out"] not in videos | truth
+        assert videos == subjects - {fold["held_out"]}
+        assert fold["p"] in result.config["thresholds"]
+    held_out = result.predictions.groupby("subject")["fold"].nunique()
+    assert (held_out == 1).all()  # each subject's videos are predicted by one fold
+
+
+def test_results_hold_everything_to_recompute_the_metrics(mdmd_run):
+    out = mdmd_run.out_dir
+    for name in ("config.yaml", "predictions.csv", "truth.csv", "matches.csv", "counts.csv",
+                 "metrics.json"):
+        assert (out / name).is_file(), name
+    predictions, truth = pd.read_csv(out / "predictions.csv"), pd.read_csv(out / "truth.csv")
+    again = spotting_metrics(predictions, truth)
+    saved = json.loads((out / "metrics.json").read_text())
+    for part in ("micro", "macro", "overall"):
+        for key in ("tp", "fp", "fn"):
+            assert again[part][key] == saved[part][key]
+    counts = pd.read_csv(out / "counts.csv")
+    assert counts[["tp", "fp", "fn"]].sum().tolist() == [
+        saved["overall"]["tp"], saved["overall"]["fp"], saved["overall"]["fn"]]
+    # per-frame scores of every video, so any threshold can be re-applied
+    for video in mdmd_run.truth["video"].unique():
+        frames = pd.read_csv(out / "videos" / video / "frames.csv")
+        assert {"score", "segment"} <= set(frames.columns)
+    assert saved["micro"]["tp"] >= 1  # it finds micro-expressions at all
+
+
+def test_the_default_spotter_has_far_fewer_false_positives_than_a_plain_motion_threshold(
+        long_videos, mdmd_run):
+    plain = evaluate_spotting(long_videos, "motion", write=False, progress=False)
+    assert mdmd_run.metrics["overall"]["fp"] * 2 < plain.metrics["overall"]["fp"]
+    assert mdmd_run.metrics["micro"]["f1"] > plain.metrics["micro"]["f1"]
+
+
+class _LearnedSpotter(MDMDSpotter):
+    """A spotter that "learns" its threshold: it records what `fit` was shown."""
+
+    name = "recording"
+    shown: list = []
+
+    def fit(self, videos, intervals, *, progress=False):
+        _LearnedSpotter.shown.append((set(videos["subject"]), set(intervals["subject"])))
+        return type(self)(self.config, p=0.3)
+
+
+def test_a_learned_spotter_is_fitted_per_fold_without_its_test_subject(long_videos):
+    _LearnedSpotter.shown = []
+    result = evaluate_spotting(long_videos, _LearnedSpotter(), write=False, progress=False)
+    assert result.config["learned"] and result.config["thresholds"] is None
+    for (videos, truth), fold in zip(_LearnedSpotter.shown, result.config["folds"],
+                                     strict=True):
+        assert fold["held_out"] not in videos | truth and len(videos) == 2
+    with pytest.raises(ConfigError, match="chooses its own threshold"):
+        evaluate_spotting(long_videos, _LearnedSpotter(), thresholds=[0.5], write=False)
+
+
+def test_bad_arguments_fail_before_any_work(long_videos, tmp_path):
+    with pytest.raises(ConfigError, match="thresholds"):
+        evaluate_spotting(long_videos, thresholds=[1.5], write=False)
+    with pytest.raises(ConfigError, match="loso"):
+        evaluate_spotting(long_videos, protocol="lodo", write=False)
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "x").write_text("")
+    with pytest.raises(ConfigError, match="not empty"):
+        evaluate_spotting(long_videos, out=tmp_path / "taken")
+    with pytest.raises(ConfigError, match="root"):
+        evaluate_spotting("casme2_long")
+
+
+def test_cli_synth_long_and_evaluate_task_spot(tmp_path, capsys):
+    root = tmp_path / "long"
+    with pytest.raises(SystemExit) as done:
+        main(["synth", str(root), "--long", "--subjects", "2", "--videos-per-subject", "1",
+              "--seconds", "6"])
+    assert done.value.code in (0, None)
+    assert "casme2_long" in capsys.readouterr().out  # the hint of how to spot in them
+    out = tmp_path / "spot"
+    with pytest.raises(SystemExit) as done:
+        main(["evaluate", "--task", "spot", "--dataset", "casme2_long", "--root", str(root),
+              "--out", str(out), "--format", "json"])
+    assert done.value.code in (0, None), capsys.readouterr().err
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["kind"] for r in rows] == ["micro", "macro", "overall"]
+    assert np.isclose(rows[-1]["f1"], json.loads((out / "metrics.json").read_text())
+                      ["overall"]["f1"], equal_nan=True)
+    with pytest.raises(SystemExit) as done:
+        main(["evaluate", "--task", "spot", "--dataset", "casme2_long", "--root", str(root),
+              "--labels", "composite3"])
+    assert done.value.code == 2
