@@ -31,25 +31,37 @@ def mdmd_run(long_videos, tmp_path_factory):
     return evaluate_spotting(long_videos, "mdmd", out=out, progress=False)
 
 
-def test_the_threshold_of_each_fold_is_chosen_on_its_training_subjects_only(long_videos,
-                                                                            monkeypatch):
+def test_the_thresholds_of_each_fold_are_chosen_on_its_training_subjects_only(long_videos,
+                                                                             monkeypatch):
     seen = []
     choose = spot_evaluation.choose_threshold
 
-    def spy(spotter, analyses, videos, truth, *args, **kwargs):
-        seen.append((set(videos["subject"]), set(truth["subject"])))
-        return choose(spotter, analyses, videos, truth, *args, **kwargs)
+    def spy(thresholds, predict, truth, **kwargs):
+        shown = predict(thresholds[0])  # what a candidate threshold is scored on
+        seen.append(set(shown["subject"]) | set(truth["subject"]))
+        return choose(thresholds, predict, truth, **kwargs)
 
     monkeypatch.setattr(spot_evaluation, "choose_threshold", spy)
     result = evaluate_spotting(long_videos, "mdmd", write=False, progress=False)
     subjects = set(long_videos.subjects)
-    assert len(seen) == len(result.config["folds"]) == len(subjects)
-    for (videos, truth), fold in zip(seen, result.config["folds"], strict=True):
-        assert fold["held_out"] not in videos | truth
-        assert videos == subjects - {fold["held_out"]}
+    folds = result.config["folds"]
+    assert len(seen) == 2 * len(folds) == 2 * len(subjects)  # macro, then micro, per fold
+    for fold, (macro, micro) in zip(folds, zip(seen[::2], seen[1::2], strict=True),
+                                    strict=True):
+        assert fold["held_out"] not in macro | micro
+        assert micro <= subjects - {fold["held_out"]}
         assert fold["p"] in result.config["thresholds"]
+        assert fold["p_macro"] in result.config["thresholds"]
     held_out = result.predictions.groupby("subject")["fold"].nunique()
     assert (held_out == 1).all()  # each subject's videos are predicted by one fold
+
+
+def test_micro_intervals_inside_a_macro_interval_are_dropped():
+    micro = pd.DataFrame({"video": ["a", "a", "b"], "onset": [10, 40, 10],
+                          "offset": [22, 52, 22]})
+    macro = pd.DataFrame({"video": ["a"], "onset": [5], "offset": [45]})
+    kept = spot_evaluation.without_overlap(micro, macro)
+    assert kept["onset"].tolist() == [40, 10]  # [40, 52] has 6 of 13 frames inside: kept
 
 
 def test_results_hold_everything_to_recompute_the_metrics(mdmd_run):
@@ -75,7 +87,8 @@ def test_results_hold_everything_to_recompute_the_metrics(mdmd_run):
 
 def test_the_default_spotter_has_far_fewer_false_positives_than_a_plain_motion_threshold(
         long_videos, mdmd_run):
-    plain = evaluate_spotting(long_videos, "motion", write=False, progress=False)
+    plain = evaluate_spotting(long_videos, "motion", macro_spotter=None, write=False,
+                              progress=False)
     assert mdmd_run.metrics["overall"]["fp"] * 2 < plain.metrics["overall"]["fp"]
     assert mdmd_run.metrics["micro"]["f1"] > plain.metrics["micro"]["f1"]
 
@@ -94,12 +107,13 @@ class _LearnedSpotter(MDMDSpotter):
 def test_a_learned_spotter_is_fitted_per_fold_without_its_test_subject(long_videos):
     _LearnedSpotter.shown = []
     result = evaluate_spotting(long_videos, _LearnedSpotter(), write=False, progress=False)
-    assert result.config["learned"] and result.config["thresholds"] is None
+    assert result.config["learned"] and "p" not in result.config["folds"][0]
     for (videos, truth), fold in zip(_LearnedSpotter.shown, result.config["folds"],
                                      strict=True):
         assert fold["held_out"] not in videos | truth and len(videos) == 2
     with pytest.raises(ConfigError, match="chooses its own threshold"):
-        evaluate_spotting(long_videos, _LearnedSpotter(), thresholds=[0.5], write=False)
+        evaluate_spotting(long_videos, _LearnedSpotter(), thresholds=[0.5], macro_spotter=None,
+                          write=False)
 
 
 def test_bad_arguments_fail_before_any_work(long_videos, tmp_path):

@@ -11,7 +11,14 @@ motion scored: `microexpr.video.analyze`), then for each held-out subject:
   fitted on the other subjects' videos and intervals, and analyses the held-out subject's
   videos; it chooses its own threshold in `fit`, on those training videos.
 
-Neither ever sees the held-out subject before predicting it: the pitfall of the public
+A second, macro-expression pass (``macro_spotter``, by default ``mdmd`` with a window of
+0.9 s on each side) spots the longer expressions; its threshold is chosen first, for the best
+macro F1 on the training subjects, and a micro-pass interval that lies mostly inside a
+macro-pass interval is dropped as part of it (blinks and mouth motion within a long expression
+were most of the micro pass's false positives on the synthetic long videos). The micro
+threshold is then chosen for the best overall F1 of the two passes together.
+
+Nothing ever sees the held-out subject before predicting it: the pitfall of the public
 spotting code, which picked the threshold on the test videos (../notes/spotting.md).
 
 The results folder holds config.yaml (the spotter, the threshold grid and the threshold chosen
@@ -19,8 +26,8 @@ for each fold), predictions.csv (every spotted interval with its fold, in the da
 numbers), truth.csv (the annotated intervals scored against), matches.csv (each prediction a
 tp or fp, each missed truth a fn), counts.csv (TP / FP / FN per video and kind), metrics.json
 (precision, recall, F1 per kind and overall: `microexpr.evaluation.spotting`), one folder per
-video under videos/ with its intervals.csv and its per-frame scores (frames.csv), so any
-threshold can be re-applied and every number recomputed.
+video under videos/ with its intervals.csv and its per-frame scores (frames.csv; the macro
+pass's in frames_macro.csv), so any threshold can be re-applied and every number recomputed.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,8 +53,11 @@ from microexpr.evaluation.rundir import check_out, open_run_dir
 from microexpr.evaluation.spotting import match_spots, spotting_counts, spotting_metrics
 from microexpr.progress import track as progress_bar
 from microexpr.video.analysis import analyze
-from microexpr.video.spotters import Spotter, get_spotter
+from microexpr.video.spotters import MDMDSpotter, Spotter, get_spotter
 
+#: The macro-expression pass's window: k = 0.9 s on each side (macro-expressions last about
+#: 0.5-4 s; 0.9 s spotted the synthetic long videos' best among 0.6, 0.9 and 1.3 s).
+MACRO_HALF_DURATION_S = 0.9
 #: The relative thresholds a training-free spotter chooses among on the training subjects.
 DEFAULT_THRESHOLDS: tuple[float, ...] = tuple(round(p, 2) for p in np.arange(0.05, 1.0, 0.05))
 PREDICTION_COLUMNS = ("dataset", "subject", "video", "fold", "onset", "apex", "offset", "kind",
@@ -65,6 +75,7 @@ class SpottingResult:
     config: dict
     out_dir: Path | None = None
     videos: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+    macro_videos: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     def summary(self) -> str:
         """One line per kind: TP / FP / FN, precision, recall and F1."""
@@ -128,21 +139,51 @@ def _tagged(intervals: pd.DataFrame, video: Mapping[str, Any], fold: int,
                         video=video["video"], fold=fold, p=p)
 
 
-def choose_threshold(spotter: Spotter, analyses: Mapping[str, pd.DataFrame],
-                     videos: pd.DataFrame, truth: pd.DataFrame,
-                     thresholds: Sequence[float], numbers: Mapping[str, np.ndarray], *,
-                     iou: float = 0.5) -> tuple[float, dict[float, float]]:
-    """The relative threshold p of `thresholds` with the best pooled MEGC F1 on `videos`
-    (ties: the largest, the fewest false positives), and the F1 of every candidate. Only
-    `videos` are read."""
+def choose_threshold(thresholds: Sequence[float], predict: Callable[[float], pd.DataFrame],
+                     truth: pd.DataFrame, *, iou: float = 0.5
+                     ) -> tuple[float, dict[float, float]]:
+    """The relative threshold p of `thresholds` whose predictions (`predict(p)`, on the
+    training videos only) have the best pooled MEGC F1 against `truth` (ties: the largest p,
+    the fewest false positives), and the F1 of every candidate."""
     scores: dict[float, float] = {}
     for p in thresholds:
-        rows = [_tagged(_spot(spotter, analyses[v.video], v.fps, numbers[v.video], p),
-                        v._asdict(), -1, p) for v in videos.itertuples(index=False)]
-        f1 = spotting_metrics(_predictions(rows), truth, iou)["overall"]["f1"]
+        f1 = spotting_metrics(predict(p), truth, iou)["overall"]["f1"]
         scores[p] = float(f1) if np.isfinite(f1) else 0.0
     best = max(scores.values())
     return max(p for p, f1 in scores.items() if f1 == best), scores
+
+
+def _spot_videos(spotter: Spotter, analyses: Mapping[str, pd.DataFrame], videos: pd.DataFrame,
+                 numbers: Mapping[str, np.ndarray], p: float | None, fold: int,
+                 kind: str | None = None) -> pd.DataFrame:
+    """The intervals `spotter` finds at threshold `p` in the stored scores of `videos`
+    (every interval called `kind` when given: the macro pass's are all macro)."""
+    rows = []
+    for video in videos.to_dict("records"):
+        found = _spot(spotter, analyses[video["video"]], video["fps"],
+                      numbers[video["video"]], p)
+        if kind is not None:
+            found = found.assign(kind=kind)
+        rows.append(_tagged(found, video, fold, p))
+    return _predictions(rows)
+
+
+def without_overlap(micro: pd.DataFrame, macro: pd.DataFrame, fraction: float = 0.5
+                    ) -> pd.DataFrame:
+    """The intervals of `micro` of which at most `fraction` lies inside an interval of
+    `macro` in the same video: a brief motion inside a macro-expression is part of it."""
+    if micro.empty or macro.empty:
+        return micro
+    keep = np.ones(len(micro), dtype=bool)
+    by_video = {video: group for video, group in macro.groupby("video")}
+    for i, row in enumerate(micro.itertuples(index=False)):
+        other = by_video.get(row.video)
+        if other is None:
+            continue
+        inside = (np.minimum(other["offset"].to_numpy(), row.offset)
+                  - np.maximum(other["onset"].to_numpy(), row.onset) + 1).clip(min=0)
+        keep[i] = not (inside > fraction * (row.offset - row.onset + 1)).any()
+    return micro[keep].reset_index(drop=True)
 
 
 def _analyse(video: Mapping[str, Any], spotter: Spotter, align: Any, track_options: Any
@@ -152,10 +193,42 @@ def _analyse(video: Mapping[str, Any], spotter: Spotter, align: Any, track_optio
     return analysis.frames
 
 
+def _combined(micro: pd.DataFrame, macro: pd.DataFrame | None) -> pd.DataFrame:
+    """The micro pass's intervals less those inside a macro interval, with the macro ones."""
+    if macro is None:
+        return micro
+    return _predictions([without_overlap(micro, macro), macro])
+
+
+def _predictor(spotter: Spotter, analyses: Mapping[str, pd.DataFrame], videos: pd.DataFrame,
+               numbers: Mapping[str, np.ndarray], fold: int, *, kind: str | None = None,
+               macro_found: pd.DataFrame | None = None) -> Callable[[float], pd.DataFrame]:
+    """p -> the predictions on `videos` at threshold p (combined with `macro_found`)."""
+    def predict(p: float) -> pd.DataFrame:
+        return _combined(_spot_videos(spotter, analyses, videos, numbers, p, fold, kind),
+                         macro_found)
+    return predict
+
+
+def macro_pass(spotter: str | Spotter | None) -> Spotter | None:
+    """The spotter of the macro-expression pass: "default" is ``mdmd`` with a window of
+    MACRO_HALF_DURATION_S on each side; None: no macro pass."""
+    if spotter is None:
+        return None
+    if isinstance(spotter, str) and spotter == "default":
+        return MDMDSpotter(half_duration_s=MACRO_HALF_DURATION_S)
+    chosen = get_spotter(spotter)
+    if callable(getattr(chosen, "fit", None)):
+        raise ConfigError("the macro pass takes a training-free spotter (its threshold is "
+                          "chosen on the training subjects); give mdmd, lbp or motion")
+    return chosen
+
+
 def evaluate_spotting(
     data: LongVideoDataset | str | Path,
     spotter: str | Spotter = "default",
     *,
+    macro_spotter: str | Spotter | None = "default",
     root: str | Path | None = None,
     protocol: str = "loso",
     thresholds: Sequence[float] | None = None,
@@ -171,11 +244,13 @@ def evaluate_spotting(
     leave-one-subject-out and score them with the MEGC metric (module notes).
 
     `data`: a loaded `LongVideoDataset`, or a format name ("casme2_long", "samm_long",
-    "casme3_long") with `root`. `spotter`: a name or a `Spotter` (options through
-    ``get_spotter(name, **options)``). `thresholds`: the candidate relative thresholds of a
-    training-free spotter (default 0.05, 0.10, ..., 0.95). `align` / `track`: face options of
-    `analyze`. `out`: the results folder (default results/spot-<data>-<spotter>), refused
-    when not empty unless `overwrite`; written only when `write`.
+    "casme3_long") with `root`. `spotter`: the micro-expression spotter, a name or a
+    `Spotter` (options through ``get_spotter(name, **options)``). `macro_spotter`: the
+    macro-expression pass ("default": ``mdmd`` over MACRO_HALF_DURATION_S; None: none).
+    `thresholds`: the candidate relative thresholds of the training-free spotters (default
+    0.05, 0.10, ..., 0.95). `align` / `track`: face options of `analyze`. `out`: the results
+    folder (default results/spot-<data>-<spotter>), refused when not empty unless
+    `overwrite`; written only when `write`.
     """
     if not isinstance(data, LongVideoDataset):
         if root is None:
@@ -183,11 +258,12 @@ def evaluate_spotting(
                               f"--root PATH)")
         data = load_long_videos(str(data), root)
     chosen = get_spotter(spotter)
+    macro = macro_pass(macro_spotter)
     learns = callable(getattr(chosen, "fit", None))
-    grid = None if learns else _check_thresholds(thresholds)
-    if learns and thresholds is not None:
+    if learns and thresholds is not None and macro is None:
         raise ConfigError(f"spotter {chosen.name!r} chooses its own threshold on the training "
                           f"subjects when it is fitted: drop thresholds")
+    grid = _check_thresholds(thresholds)
     if protocol != "loso":
         raise ConfigError(f"spotting is evaluated leave-one-subject-out (protocol='loso'), "
                           f"got {protocol!r}")
@@ -212,9 +288,14 @@ def evaluate_spotting(
     started = time.perf_counter()
     records = videos.to_dict("records")
     analyses: dict[str, pd.DataFrame] = {}
-    if not learns:  # scores do not depend on the fold: one pass per video
-        for video in progress_bar(records, len(records), "analysing videos", progress):
-            analyses[video["video"]] = _analyse(video, chosen, align, track)
+    macro_analyses: dict[str, pd.DataFrame] = {}
+    # training-free scores do not depend on the fold: one pass per video and spotter
+    passes = [(spotter_, table) for spotter_, table, needed in
+              ((chosen, analyses, not learns), (macro, macro_analyses, macro is not None))
+              if needed]
+    for spotter_, table in passes:
+        for video in progress_bar(records, len(records), f"{spotter_.name} scores", progress):
+            table[video["video"]] = _analyse(video, spotter_, align, track)
     rows, fold_info = [], []
     for fold in folds:
         train_videos, test_videos = videos.iloc[fold.train], videos.iloc[fold.test]
@@ -222,22 +303,35 @@ def evaluate_spotting(
         info: dict[str, Any] = {"fold": fold.index, "held_out": fold.held_out,
                                 "train_videos": int(len(train_videos)),
                                 "test_videos": int(len(test_videos))}
+        macro_train = macro_test = None
+        if macro is not None:  # macro threshold: the best macro F1 on the training subjects
+            p_macro, f1s = choose_threshold(
+                grid, _predictor(macro, macro_analyses, train_videos, numbers, fold.index,
+                                 kind="macro"),
+                train_truth[train_truth["kind"] == "macro"], iou=iou)
+            info.update({"p_macro": p_macro, "train_macro_f1": f1s[p_macro]})
+            macro_train = _spot_videos(macro, macro_analyses, train_videos, numbers, p_macro,
+                                       fold.index, "macro")
+            macro_test = _spot_videos(macro, macro_analyses, test_videos, numbers, p_macro,
+                                      fold.index, "macro")
         if learns:
             fitted = copy.deepcopy(chosen).fit(train_videos, train_truth, progress=False)
             info["spotter"] = fitted.describe()
+            found = []
             for video in test_videos.to_dict("records"):
                 frames = _analyse(video, fitted, align, track)
                 analyses[video["video"]] = frames
-                found = _spot(fitted, frames, video["fps"], numbers[video["video"]], None)
-                rows.append(_tagged(found, video, fold.index, None))
-        else:
-            p, f1s = choose_threshold(chosen, analyses, train_videos, train_truth, grid,
-                                      numbers, iou=iou)
+                found.append(_tagged(_spot(fitted, frames, video["fps"],
+                                           numbers[video["video"]], None),
+                                     video, fold.index, None))
+            rows.append(_combined(_predictions(found), macro_test))
+        else:  # micro threshold: the best overall F1 on the training subjects
+            p, f1s = choose_threshold(
+                grid, _predictor(chosen, analyses, train_videos, numbers, fold.index,
+                                 macro_found=macro_train), train_truth, iou=iou)
             info.update({"p": p, "train_f1": f1s[p], "train_f1_per_p": f1s})
-            for video in test_videos.to_dict("records"):
-                found = _spot(chosen, analyses[video["video"]], video["fps"],
-                              numbers[video["video"]], p)
-                rows.append(_tagged(found, video, fold.index, p))
+            rows.append(_combined(_spot_videos(chosen, analyses, test_videos, numbers, p,
+                                               fold.index), macro_test))
         fold_info.append(info)
     predictions = _predictions(rows)
     metrics = spotting_metrics(predictions, truth, iou)
@@ -248,9 +342,10 @@ def evaluate_spotting(
                  "subjects": int(videos["subject"].nunique()),
                  "intervals": {k: int(v) for k, v in truth["kind"].value_counts().items()}},
         "spotter": chosen.describe(),
+        "macro_spotter": None if macro is None else macro.describe(),
         "learned": learns,
         "protocol": protocol,
-        "thresholds": list(grid) if grid is not None else None,
+        "thresholds": list(grid),
         "threshold_chosen_on": "the training subjects of each fold, never the test subject",
         "iou": iou,
         "align": dict(align or {}),
@@ -258,7 +353,8 @@ def evaluate_spotting(
         "folds": fold_info,
         "seconds": round(time.perf_counter() - started, 3),
     }
-    result = SpottingResult(predictions, truth, metrics, config, videos=analyses)
+    result = SpottingResult(predictions, truth, metrics, config, videos=analyses,
+                            macro_videos=macro_analyses)
     if write and out_path is not None:
         result.out_dir = _write(out_path, result, data, overwrite)
     return result
@@ -283,6 +379,8 @@ def _write(out: Path, result: SpottingResult, data: LongVideoDataset, overwrite:
         target = folder / "videos" / video
         target.mkdir(parents=True, exist_ok=True)
         frames.to_csv(target / "frames.csv", index=False)
+        if video in result.macro_videos:
+            result.macro_videos[video].to_csv(target / "frames_macro.csv", index=False)
         mine = result.predictions[result.predictions["video"] == video]
         mine.to_csv(target / "intervals.csv", index=False)
     (folder / "run.json").unlink(missing_ok=True)
