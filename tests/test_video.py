@@ -206,7 +206,9 @@ def test_unreadable_inputs_are_named_with_the_fix(tmp_path):
         analyze(np.zeros((3, 32, 32, 3), np.uint8), fps=5)
     with pytest.raises(InputShapeError, match="one image"):
         analyze(np.zeros((32, 32, 3), np.uint8))
-    with pytest.raises(ConfigError, match="unknown spotter 'softnet'"):
+    with pytest.raises(ConfigError, match="unknown spotter 'sofnet'"):
+        analyze(np.zeros((3, 32, 32, 3), np.uint8), spotter="sofnet")
+    with pytest.raises(ConfigError, match="softnet spotter is not fitted"):
         analyze(np.zeros((3, 32, 32, 3), np.uint8), spotter="softnet")
     with pytest.raises(ConfigError, match="has no option 'treshold'.*min_score"):
         get_spotter("mdmd", treshold=0.3)
@@ -350,7 +352,8 @@ def test_spotters_are_small_objects_with_a_config():
     assert get_spotter(custom) is custom and custom.config.p == 0.3
     assert custom.describe()["name"] == "lbp" and "p=0.3" in repr(custom)
     table = list_spotters()
-    assert set(table["name"]) == {"mdmd", "lbp"} and table["default"].sum() == 1
+    assert set(table["name"]) == {"mdmd", "lbp", "motion", "softnet"}
+    assert table["default"].sum() == 1
 
 
 # ----------------------------------------------------------------------------- results
@@ -456,3 +459,14 @@ def test_synthetic_long_video_micro_expressions_are_hit_by_the_megc_metric(tmp_p
     metrics = spotting.spotting_metrics(predicted, data.intervals)
     assert metrics["micro"]["tp"] >= 1, (predicted, data.intervals)
     assert metrics["overall"]["fp"] <= metrics["overall"]["tp"]
+
+
+def test_peaks_of_one_motion_give_one_interval():
+    fps, config = 30.0, SpotConfig(p=0.0, min_score=0.5, smooth_s=0.0, contrast=False)
+    scores = np.zeros(120)
+    scores[40:70] = 1.0  # one long motion: its plateau holds several peaks k apart
+    scores[[45, 55, 65]] = 2.0
+    found = spot_intervals(scores, np.zeros(120, dtype=np.int64), fps, config, 6).intervals
+    assert len(found) == 1
+    assert found.iloc[0][["onset", "apex", "offset"]].tolist() == [39, 45, 71]
+    assert found.iloc[0]["kind"] == "macro"  # 33 frames: 1.1 s

@@ -315,7 +315,9 @@ def evaluate_spotting(
             macro_test = _spot_videos(macro, macro_analyses, test_videos, numbers, p_macro,
                                       fold.index, "macro")
         if learns:
-            fitted = copy.deepcopy(chosen).fit(train_videos, train_truth, progress=False)
+            face = {k: v for k, v in (("align", align), ("track", track)) if v is not None}
+            fitted = copy.deepcopy(chosen).fit(train_videos, train_truth, progress=False,
+                                               **face)
             info["spotter"] = fitted.describe()
             found = []
             for video in test_videos.to_dict("records"):

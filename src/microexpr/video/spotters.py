@@ -23,6 +23,8 @@ From scores to intervals (training-free, as the MEGC baselines):
 4. peaks above the threshold at least k frames apart; each peak becomes [peak - k, peak + k],
    widened to the run of frames around it where c stays above the threshold, and clipped to
    the frames where the same face is followed (no interval spans a frame without a face);
+   a peak whose interval overlaps the previous one joins it (one interval per motion, its
+   apex at the higher peak);
 5. an interval is "micro" when it lasts at most ``micro_max_s`` = 0.5 s, else "macro".
 
 Spotters:
@@ -41,10 +43,13 @@ Spotters:
   of frames t - k and t + k; the mean of the top third of blocks. Eye blocks are masked too.
 - ``motion``: a plain motion threshold, the naive peer: the mean absolute gray-level change of
   the whole face crop from t - k to t (no flow, no head-motion removal, no eye mask).
+- ``softnet``: a learned spotter, SOFTNet's shallow CNN on optical flow and strain, fitted on
+  training videos (`microexpr.video.learned_spotter`).
 """
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
@@ -333,11 +338,19 @@ def spot_intervals(scores: np.ndarray, segments: np.ndarray, fps: float, config:
         low, high = min(low, run_low), max(high, run_high)
         seg_low, seg_high = _run(segments == segments[peak], int(peak))
         low, high = max(low, seg_low), min(high, seg_high)
-        duration = (high - low + 1) / fps
-        rows.append({"onset": low, "apex": int(peak), "offset": high, "start_s": low / fps,
-                     "end_s": high / fps,
-                     "kind": "micro" if duration <= config.micro_max_s + 1e-9 else "macro",
+        previous = rows[-1] if rows else None
+        if previous is not None and low <= previous["offset"]:
+            # another peak of the same above-threshold run: one interval, apex at the higher
+            if signal[peak] > previous["score"]:
+                previous.update(apex=int(peak), score=float(signal[peak]))
+            previous["offset"] = max(previous["offset"], high)
+            continue
+        rows.append({"onset": low, "apex": int(peak), "offset": high,
                      "score": float(signal[peak])})
+    for row in rows:
+        duration = (row["offset"] - row["onset"] + 1) / fps
+        row.update(start_s=row["onset"] / fps, end_s=row["offset"] / fps,
+                   kind="micro" if duration <= config.micro_max_s + 1e-9 else "macro")
     intervals = pd.DataFrame(rows, columns=list(INTERVAL_COLUMNS)) if rows else empty_intervals()
     return Spotting(intervals.astype({"onset": "int64", "apex": "int64", "offset": "int64"}),
                     signal, threshold)
@@ -527,7 +540,18 @@ class MotionSpotter(Spotter):
 # ---------------------------------------------------------------------------- registry
 SPOTTERS: dict[str, type[Spotter]] = {"mdmd": MDMDSpotter, "lbp": LBPSpotter,
                                       "motion": MotionSpotter}
+# Spotters whose module imports this one (a learned spotter trains through `analyze`): name ->
+# (module, class), imported when first asked for.
+LEARNED_SPOTTERS: dict[str, tuple[str, str]] = {
+    "softnet": ("microexpr.video.learned_spotter", "SoftNetSpotter")}
 DEFAULT_SPOTTER = "mdmd"
+
+
+def _spotter_class(name: str) -> type[Spotter]:
+    if name in SPOTTERS:
+        return SPOTTERS[name]
+    module, cls = LEARNED_SPOTTERS[name]
+    return getattr(importlib.import_module(module), cls)
 
 
 def get_spotter(spotter: str | Spotter = "default", **options: Any) -> Spotter:
@@ -538,20 +562,21 @@ def get_spotter(spotter: str | Spotter = "default", **options: Any) -> Spotter:
             raise ConfigError("spotter options go to the spotter's constructor when an "
                               "instance is given")
         return spotter
+    names = ["default", *SPOTTERS, *LEARNED_SPOTTERS]
     if not isinstance(spotter, str):
-        raise ConfigError(f"spotter must be a name ({', '.join(['default', *SPOTTERS])}) or a "
+        raise ConfigError(f"spotter must be a name ({', '.join(names)}) or a "
                           f"Spotter instance, got {type(spotter).__name__}")
     name = DEFAULT_SPOTTER if spotter == "default" else spotter.strip().lower()
-    if name not in SPOTTERS:
-        raise ConfigError(f"unknown spotter {spotter!r}; choose one of "
-                          f"{', '.join(['default', *SPOTTERS])}")
-    return SPOTTERS[name](**options)
+    if name not in SPOTTERS and name not in LEARNED_SPOTTERS:
+        raise ConfigError(f"unknown spotter {spotter!r}; choose one of {', '.join(names)}")
+    return _spotter_class(name)(**options)
 
 
 def list_spotters() -> pd.DataFrame:
     """The spotters `get_spotter` builds: name, description and default options."""
     rows = []
-    for name, cls in SPOTTERS.items():
+    for name in (*SPOTTERS, *LEARNED_SPOTTERS):
+        cls = _spotter_class(name)
         config = cls.config_class()
         rows.append({"name": name, "default": name == DEFAULT_SPOTTER,
                      "description": cls.description, "options": asdict(config)})
