@@ -250,7 +250,7 @@ class ModelInputs(NamedTuple):
     failures: pd.DataFrame
 
 
-def model_inputs(model: Any, clips: pd.DataFrame, *,
+def model_inputs(model: Any, clips: pd.DataFrame, *, recipe: InputRecipe | None = None,
                  cache_dir: str | Path | None | bool = None, jobs: int = 1,
                  progress: bool = False) -> ModelInputs:
     """The inputs `model` was trained on, computed for every clip of `clips` from its input
@@ -261,9 +261,10 @@ def model_inputs(model: Any, clips: pd.DataFrame, *,
     gives NaN / infinite values is left out (`ok` False) and named in `failures`; predict
     the others with `model.predict_proba(result.inputs)`. ConfigError for a model without a
     recipe (older files: retrain or re-save it), one trained on a manifest, or a clips
-    table missing the columns the representations read.
+    table missing the columns the representations read. `recipe` overrides the model's (for a
+    model without one: `make_input_recipe(model, options)`).
     """
-    recipe = recipe_of(model)
+    recipe = recipe_of(model) if recipe is None else recipe
     if not isinstance(clips, pd.DataFrame):
         raise ConfigError(f"clips must be a clips table (pandas DataFrame, one row per clip), "
                           f"got {type(clips).__name__}")

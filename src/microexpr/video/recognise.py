@@ -6,16 +6,20 @@ frame folder), with the spotted apex. The classifier's representation is then co
 those rows exactly as for a database's clips, so any model saved by ``.save()`` (or
 `microexpr.evaluate(..., save_models=True)`) works on them unchanged.
 
-A model that records how its inputs are computed (``model.input_recipe``, saved by
-`microexpr.training.inputs` when that stage is present) gets exactly those inputs, through
+A model that records how its inputs are computed (``model.input_recipe``: every model saved
+by `train` or `evaluate`) gets exactly those inputs, through
 `microexpr.training.inputs.model_inputs`. For a model without a recipe (fit on arrays by hand,
-or saved by an older microexpr) the representation's options are the model's defaults,
-updated by `representation`: they must match the ones the model was trained with (inputs of
-another shape are refused with both shapes named; another spatial size is resized to the
-model's, as ``evaluate(..., input_size=)`` does). A video's frames are whole frames, so there
-alignment is switched on (the representation's default ``align`` settings) when the options do
-not set ``align``; pass ``representation={"align": None}`` for frames that are already face
-crops. A recipe without alignment is used as recorded, with a warning.
+or saved by an older microexpr) a recipe is made (`default_recipe`) from the model's
+representation defaults updated by `representation`: they must match the ones the model was
+trained with (inputs of another shape are refused naming the fix; another spatial size is
+resized to the model's, as ``evaluate(..., input_size=)`` does). A video's frames are whole
+frames, so there alignment is switched on (the representation's default ``align`` settings)
+when the options do not set ``align``; pass ``representation={"align": None}`` for frames
+that are already face crops. A recipe without alignment is used as recorded, with a warning.
+
+A model exported to ONNX (``microexpr export MODEL.pt model.onnx``; a path ending in
+``.onnx``) is loaded as a `microexpr.training.export.OnnxClassifier` and used the same way: its
+file carries the classes and the input recipe.
 """
 
 from __future__ import annotations
@@ -31,13 +35,9 @@ import numpy as np
 import pandas as pd
 
 from microexpr.data.clips import clips_frame
-from microexpr.errors import ConfigError, DatasetError, InputShapeError
-from microexpr.representations import (
-    get_representation,
-    make_config,
-    prepare_representation,
-    resize_inputs,
-)
+from microexpr.errors import ConfigError, DatasetError
+from microexpr.representations import get_representation
+from microexpr.training.inputs import InputRecipe, make_input_recipe, model_inputs, recipe_of
 from microexpr.video.reader import VideoSource, open_video
 
 DATASET = "video"  # the dataset name of the clips made from a video's intervals
@@ -45,16 +45,20 @@ DATASET = "video"  # the dataset name of the clips made from a video's intervals
 
 @dataclass
 class Recogniser:
-    """A trained classifier with the representation configs its inputs are computed with
-    (input name -> (representation, config); "input" for a single-input model), the path it
-    was loaded from ("" when given as an object), whether the configs come from the model's
-    own input recipe, and warnings about them."""
+    """A trained classifier with the input recipe its inputs are computed with (its own, or
+    one made from its model's defaults and the options given), the path it was loaded from
+    ("" when given as an object), whether the recipe is the model's own, and warnings."""
 
     classifier: Any
-    configs: dict[str, tuple[str, Any]]
+    recipe: InputRecipe
     path: str = ""
     recorded: bool = False
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def configs(self) -> dict[str, tuple[str, Any]]:
+        """Input name -> (representation, config)."""
+        return self.recipe.configs()
 
     def describe(self) -> dict[str, Any]:
         """Plain data for the analysis config: model, classes, path, representations."""
@@ -77,34 +81,32 @@ def _with_align(rep_name: str, options: Mapping[str, Any]) -> dict[str, Any]:
     return options
 
 
-def representation_configs(classifier: Any, options: Mapping[str, Any] | None
-                           ) -> dict[str, tuple[str, Any]]:
-    """Input name -> (representation, config) the classifier's inputs are computed with:
-    its model's defaults updated by `options` (per input name for a multi-input model)."""
+def default_recipe(classifier: Any, options: Mapping[str, Any] | None) -> InputRecipe:
+    """The recipe of a model that records none: its model's representation(s) with `options`
+    (per input name for a multi-input model), face alignment on, resized to the spatial size
+    it was trained on."""
     spec = classifier.spec
     options = dict(options or {})
     if not spec.multi_input:
-        rep = spec.representation
-        return {"input": (rep, make_config(rep, {**spec.representation_config,
-                                                 **_with_align(rep, options)}))}
-    from microexpr.evaluation.inputs import representation_configs as named_configs
-
+        shape = tuple(classifier.input_shape or ())
+        size = shape[-3] if len(shape) >= 3 and shape[-3] == shape[-2] else None
+        return make_input_recipe(classifier, _with_align(spec.representation, options),
+                                 input_size=size)
     unknown = sorted(set(options) - set(spec.named_inputs()) - set(spec.named_targets()))
     if unknown:
         raise ConfigError(f"{spec.name} takes representation options per input name "
                           f"({', '.join(spec.named_inputs())}); got {unknown}")
     per_name = {name: _with_align(rep, options.get(name, {}))
                 for name, (rep, _) in {**spec.named_inputs(), **spec.named_targets()}.items()}
-    configs = named_configs(spec, per_name)
-    return {name: configs[name] for name in spec.named_inputs()}
+    return make_input_recipe(classifier, per_name)
 
 
 def load_recogniser(model: Any, source: VideoSource, device: str | None = None,
                     representation: Mapping[str, Any] | None = None) -> Recogniser:
-    """The classifier `model` names (a path saved by ``.save()``) or is, with its
-    representation configs, checked before the video is read: ConfigError for a missing
-    file, bad options, or a source that cannot be read a second time (the frames of each
-    interval are read again once the intervals are known)."""
+    """The classifier `model` names (a path saved by ``.save()``, or a .onnx file written by
+    `export_onnx`) or is, with its representation configs, checked before the video is read:
+    ConfigError for a missing file, bad options, or a source that cannot be read a second
+    time (the frames of each interval are read again once the intervals are known)."""
     if not source.rereadable:
         raise ConfigError("recognising intervals reads their frames again after spotting: "
                           "pass a video file or a frame folder (frames given as arrays are "
@@ -115,31 +117,36 @@ def load_recogniser(model: Any, source: VideoSource, device: str | None = None,
         if not Path(model).is_file():
             raise ConfigError(f"model {model} does not exist; give the file a trained model "
                               f"was saved to (model.save(path), or evaluate(..., "
-                              f"save_models=True))")
-        from microexpr.training.estimators import load_model
+                              f"save_models=True)) or exported to (microexpr export)")
+        if Path(model).suffix.lower() == ".onnx":
+            from microexpr.training.export import OnnxClassifier
 
-        classifier = load_model(model, device=device)
+            classifier = OnnxClassifier.load(model, device=device)
+        else:
+            from microexpr.training.estimators import load_model
+
+            classifier = load_model(model, device=device)
     elif all(hasattr(model, name) for name in ("predict_proba", "classes", "spec")):
         classifier = model
     else:
         raise ConfigError(f"model must be the path of a saved classifier or a trained "
-                          f"TorchClassifier / SklearnClassifier, got {type(model).__name__}")
+                          f"TorchClassifier / SklearnClassifier / OnnxClassifier, got "
+                          f"{type(model).__name__}")
     recipe = getattr(classifier, "input_recipe", None)
     if recipe is None:
-        return Recogniser(classifier, representation_configs(classifier, representation), path)
+        return Recogniser(classifier, default_recipe(classifier, representation), path)
     if representation:
         raise ConfigError(f"model {path or classifier.spec.name} records how its inputs are "
                           f"computed ({recipe.describe()}); representation options do not "
                           f"apply to it: leave them out")
-    from microexpr.training.inputs import recipe_of
-
-    configs = recipe_of(classifier).configs()  # ConfigError for a manifest-trained model
+    recipe = recipe_of(classifier)
+    configs = recipe.configs()  # ConfigError for a manifest-trained model
     unaligned = [name for name, (_, config) in configs.items()
                  if hasattr(config, "align") and config.align is None]
     warnings = [f"the model's input {name!r} was computed without face alignment (trained "
                 f"on face crops): whole video frames differ from what it saw; train it with "
                 f"--align for videos" for name in unaligned]
-    return Recogniser(classifier, configs, path, recorded=True, warnings=warnings)
+    return Recogniser(classifier, recipe, path, recorded=True, warnings=warnings)
 
 
 def interval_clips(intervals: pd.DataFrame, source: VideoSource, folder: str | Path
@@ -191,57 +198,12 @@ def interval_clips(intervals: pd.DataFrame, source: VideoSource, folder: str | P
     return clips_frame(rows)
 
 
-def _fit_to_model(classifier: Any, name: str, x: np.ndarray,
-                  names: tuple[str, ...] | None) -> np.ndarray:
-    """x brought to what the classifier was trained on: its channels (by name) and its
-    spatial size (resized, as `evaluate(..., input_size=)` does)."""
-    channels, shapes = classifier.channels, classifier.input_shape
-    trained = channels.get(name) if isinstance(channels, dict) else channels
-    if not classifier.spec.multi_input:
-        if trained and names and set(trained) <= set(names):
-            x = x[..., [names.index(c) for c in trained]]
-        else:
-            x, _ = classifier.spec.select_channels(x, names)
-    shape = shapes.get(name) if isinstance(shapes, dict) else shapes
-    if shape is None:
-        return x
-    shape = tuple(shape)
-    if (x.ndim >= 4 and len(shape) == x.ndim - 1 and x.shape[-1] == shape[-1]
-            and x.shape[-3:-1] != shape[-3:-1] and shape[-3] == shape[-2]):
-        x = resize_inputs(x, int(shape[-3]))
-    if tuple(x.shape[1:]) != shape:
-        raise InputShapeError(
-            f"{classifier.spec.name} was trained on inputs of shape {shape} but the spotted "
-            f"intervals give {tuple(x.shape[1:])}; pass the representation options it was "
-            f"trained with (representation={{...}}, e.g. size, channels)")
-    return x
-
-
 def _model_inputs(recogniser: Recogniser, clips: pd.DataFrame
                   ) -> tuple[Any, np.ndarray, list[str]]:
     """(inputs for the classifier or None, mask of the clips that have them, failures)."""
-    if recogniser.recorded:
-        from microexpr.training.inputs import model_inputs
-
-        computed = model_inputs(recogniser.classifier, clips)
-        failures = [f"{row.clip}: {row.error}" for row in computed.failures.itertuples()]
-        return computed.inputs, computed.ok, failures
-    reports = {name: prepare_representation(clips, rep, config, cache_dir=None, jobs=1,
-                                            progress=False)
-               for name, (rep, config) in recogniser.configs.items()}
-    ok = np.ones(len(clips), dtype=bool)
-    failures: list[str] = []
-    for report in reports.values():
-        ok &= report.ok
-        failures += [f"{row.clip}: {row.error}" for row in report.failures.itertuples()]
-    if not ok.any():
-        return None, ok, failures
-    arrays = {}
-    for name, report in reports.items():
-        kept = [array for array, keep in zip(report.arrays, ok, strict=True) if keep]
-        arrays[name] = _fit_to_model(recogniser.classifier, name, np.stack(kept),
-                                     tuple(report.channels) or None)
-    return (arrays["input"] if list(arrays) == ["input"] else arrays), ok, failures
+    computed = model_inputs(recogniser.classifier, clips, recipe=recogniser.recipe)
+    failures = [f"{row.clip}: {row.error}" for row in computed.failures.itertuples()]
+    return computed.inputs, computed.ok, failures
 
 
 def recognise_intervals(analysis: Any, recogniser: Recogniser, *,
