@@ -30,6 +30,8 @@ _API = {
     "model_inputs": "microexpr.training.inputs",
     "make_input_recipe": "microexpr.training.inputs",
     "InputRecipe": "microexpr.training.inputs",
+    "export_onnx": "microexpr.training.export",
+    "OnnxClassifier": "microexpr.training.export",
     "evaluate": "microexpr.evaluation.runner",
     "train": "microexpr.evaluation.train_model",
     "EvaluationResult": "microexpr.evaluation.runner",

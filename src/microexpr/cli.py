@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -30,6 +31,12 @@ console = Console()
 FORMATS = ("table", "csv", "json")
 _MIN_FOLD = 8  # the narrowest a text column gets in a table before the table outgrows the width
 FORMAT_HELP = "table (for people), csv or json (plain data on stdout, nothing cut)."
+DEVICE_HELP = "auto (CUDA when present), cpu or cuda[:N]."
+AMP_HELP = "Mixed precision (float16 autocast, GradScaler) on a CUDA GPU; refused on a CPU."
+BACKEND_HELP = ("local (this machine: --jobs worker processes) or ray (Ray tasks on a local "
+                "Ray, or on the cluster at --address; pip install \"microexpr\\[ray]\").")
+ADDRESS_HELP = ("With --backend ray: the cluster to run on, auto (the one this node belongs "
+                "to) or HEAD:PORT; default: start a local Ray.")
 
 
 def _check_format(fmt: str) -> str:
@@ -497,14 +504,19 @@ def prepare(
     labels: Annotated[str | None, typer.Option(help="Only clips this scheme keeps.")] = None,
     jobs: Annotated[int, typer.Option(help="Worker processes (0 = all cores).")] = 0,
     cache_dir: Annotated[Path | None, typer.Option(help="Cache folder.")] = None,
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "local",
+    address: Annotated[str | None, typer.Option(help=ADDRESS_HELP)] = None,
 ) -> None:
     """Compute and cache a representation for every clip (parallel, resumable)."""
+    from microexpr.parallel import check_backend, use_backend
     from microexpr.representations import prepare_representation
 
+    check_backend(backend, address)
     data = _load_for_cli(dataset, list(root), labels)
-    report = prepare_representation(data.clips, representation,
-                                    _options(option, align, face_backend, magnify),
-                                    cache_dir=cache_dir or True, jobs=jobs)
+    with use_backend(backend, address=address, jobs=jobs or None):
+        report = prepare_representation(data.clips, representation,
+                                        _options(option, align, face_backend, magnify),
+                                        cache_dir=cache_dir or True, jobs=jobs)
     console.print(report.summary())
     for row in report.failures.itertuples(index=False):
         console.print(f"  [failed] {row.dataset}/{row.subject}/{row.clip}: {row.error}",
@@ -563,7 +575,10 @@ def evaluate(
     cache_dir: Annotated[Path | None, typer.Option(help="Representation cache folder.")]
     = None,
     no_cache: Annotated[bool, typer.Option(help="Do not read or write the cache.")] = False,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
+    amp: Annotated[bool, typer.Option(help=AMP_HELP)] = False,
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "local",
+    address: Annotated[str | None, typer.Option(help=ADDRESS_HELP)] = None,
     save_models: Annotated[bool, typer.Option(help="Save each fold's trained model.")]
     = False,
     option: Annotated[list[str] | None, typer.Option(
@@ -636,12 +651,13 @@ def evaluate(
                  overwrite=overwrite, resume=resume,
                  cache_dir=None if no_cache else (cache_dir or True),
                  train={**_key_values(train_option, "--train-option"),
-                        **({"early_stopping": True} if early_stopping else {})} or None,
+                        **({"early_stopping": True} if early_stopping else {}),
+                        **({"amp": True} if amp else {})} or None,
                  params=_key_values(param, "--param") or None,
                  init=None if init is None else {"path": str(init), "freeze": list(freeze or [])},
                  representation=_options(option, align, face_backend, magnify),
                  input_representation=representation, macro=macro or None,
-                 device=device, save_models=save_models)
+                 device=device, save_models=save_models, backend=backend, address=address)
     _print_result(result, fmt)
     _print_left_out(result.warnings, result.problems_summary())
 
@@ -700,7 +716,8 @@ def train_command(
     cache_dir: Annotated[Path | None, typer.Option(help="Representation cache folder.")]
     = None,
     no_cache: Annotated[bool, typer.Option(help="Do not read or write the cache.")] = False,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
+    amp: Annotated[bool, typer.Option(help=AMP_HELP)] = False,
     option: Annotated[list[str] | None, typer.Option(
         help="Representation option key=value (repeatable), e.g. method=dis.")] = None,
     representation: Annotated[str | None, typer.Option(
@@ -740,13 +757,18 @@ def train_command(
     from microexpr.evaluation.train_model import train as run
 
     check_model_out(out, overwrite)  # before the database is read
+    if amp:
+        from microexpr.training.device import check_amp
+
+        check_amp(True, device)
     data = _data_for_cli(dataset, root, labels, manifest, channels)
     trained = run(data, model, out=out, labels=labels if manifest is not None else None,
                   channels=channels, input_size=input_size, recipe=recipe, epochs=epochs,
                   seed=seed, overwrite=overwrite, jobs=jobs,
                   cache_dir=None if no_cache else (cache_dir or True),
                   train={**_key_values(train_option, "--train-option"),
-                         **({"early_stopping": True} if early_stopping else {})} or None,
+                         **({"early_stopping": True} if early_stopping else {}),
+                         **({"amp": True} if amp else {})} or None,
                   params=_key_values(param, "--param") or None,
                   init=None if init is None else {"path": str(init),
                                                   "freeze": list(freeze or [])},
@@ -774,6 +796,38 @@ def train_command(
     if problems["file"]:
         summary += f"\nevery problem is listed in {problems['file']}"
     _print_left_out(info["warnings"], summary if problems["summary"] else "")
+
+
+@app.command("export")
+def export_command(
+    model: Annotated[Path, typer.Argument(
+        help="A saved torch model (microexpr train, evaluate --save-models, model.save).",
+        show_default=False)],
+    out: Annotated[Path, typer.Argument(help="The ONNX file to write (.onnx).",
+                                        show_default=False)],
+    opset: Annotated[int | None, typer.Option(
+        help="ONNX opset version (default 20, at least 18).", show_default=False)] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing OUT file.")] = False,
+) -> None:
+    """Export a trained torch model to ONNX: its inputs (channels last) standardised inside,
+    class probabilities out; classes, input spec and input recipe in the file's metadata."""
+    from microexpr.training.export import OnnxClassifier, export_onnx
+
+    path = export_onnx(model, out, opset=opset, overwrite=overwrite)
+    exported = OnnxClassifier.load(path, device="cpu")
+    inputs = "; ".join(
+        f"{e['name']} float32 N x {' x '.join(map(str, e['shape']))}"
+        + (f" ({', '.join(e['channels'])})" if e["channels"] else "")
+        for e in exported.input_spec)
+    console.print(f"exported {exported.model} ({len(exported.classes)} classes: "
+                  f"{', '.join(exported.classes)}) to [bold]{path}[/bold] (opset "
+                  f"{exported.metadata['opset']}, {path.stat().st_size / 1024:.0f} KiB)",
+                  highlight=False)
+    console.print(f"inputs, channels last, not standardised: {inputs}; output: "
+                  f"{exported.output} N x {len(exported.classes)}", highlight=False)
+    if exported.input_recipe is not None and exported.input_recipe.manifest is None:
+        console.print(f"use it on a video: `microexpr analyze VIDEO --model {path}`",
+                      highlight=False)
 
 
 @app.command()
@@ -886,7 +940,7 @@ def analyze(
     fps: Annotated[float | None, typer.Option(
         help="Frame rate of a frame folder (default 30); for a video file it replaces the "
              "header's.")] = None,
-    spotter: Annotated[str, typer.Option(help="Spotter: default (mdmd) or lbp.")]
+    spotter: Annotated[str, typer.Option(help="Spotter: default (mdmd), lbp or motion.")]
     = "default",
     spot_option: Annotated[list[str] | None, typer.Option(
         help="Spotter option key=value (repeatable), e.g. p=0.3, min_score=0.8, "
@@ -894,8 +948,9 @@ def analyze(
     face_backend: Annotated[str | None, typer.Option(
         help="Face backend: auto, mediapipe, haar, dlib.")] = None,
     model: Annotated[Path | None, typer.Option(
-        help="A saved classifier (model.save, evaluate --save-models) that recognises each "
-             "spotted interval.")] = None,
+        help="A saved classifier (model.save, evaluate --save-models, microexpr train) or an "
+             "exported model.onnx (microexpr export) that recognises each spotted interval.")]
+    = None,
     option: Annotated[list[str] | None, typer.Option(
         help="With --model: representation option key=value as at training (repeatable), "
              "e.g. method=dis.")] = None,
@@ -964,7 +1019,8 @@ def main(argv: list[str] | None = None) -> None:
         with interrupt_signals():
             app(args=argv, prog_name="microexpr")
     except MicroexprError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/bold red] {exc}")
+        # the message is text: brackets in it ("microexpr[ray]", "['u']") are not markup
+        Console(stderr=True).print(f"[bold red]error:[/bold red] {escape(str(exc))}")
         sys.exit(2)
     except (Interrupted, KeyboardInterrupt) as exc:
         signum = getattr(exc, "signum", 2)

@@ -31,7 +31,7 @@ from microexpr.evaluation.metrics import PROBABILITY_PREFIX, compute_metrics, me
 from microexpr.evaluation.protocols import Fold, check_protocol, make_folds
 from microexpr.evaluation.report import write_results
 from microexpr.evaluation.rundir import RunDir, check_out, fingerprint, open_run_dir
-from microexpr.parallel import Interrupted, make_executor
+from microexpr.parallel import Interrupted, RayExecutor, check_backend, make_executor, use_backend
 from microexpr.preprocess.cache import array_digest
 from microexpr.progress import track
 from microexpr.training.inputs import InputRecipe, input_config
@@ -275,6 +275,8 @@ def evaluate(
     resume: bool = False,
     progress: bool = True,
     write: bool = True,
+    backend: str = "local",
+    address: str | None = None,
 ) -> EvaluationResult:
     """Evaluate `model` on `data` under `protocol`; write and return the results.
 
@@ -296,7 +298,13 @@ def evaluate(
 
     Results go to `out`: checked first (a non-empty folder needs `overwrite`), written into
     `<out>.partial/` as folds finish, moved to `out` at the end; `resume` continues an
-    interrupted run with the same configuration.
+    interrupted run with the same configuration (on either backend).
+
+    `backend="local"` runs folds and representations in this process or in `jobs` worker
+    processes; `backend="ray"` runs them as Ray tasks (`microexpr.parallel.RayExecutor`):
+    on a local Ray with `jobs` CPUs, or on the cluster at `address` ("auto" or HOST:PORT),
+    one GPU per fold when the cluster has GPUs and `device` allows them. `device` is auto
+    (CUDA when present), cpu or cuda[:N]; training option amp=true needs CUDA.
     """
     # -- everything is validated before any work -----------------------------------------
     plan = plan_run(data, model, recipe=recipe, representation=representation,
@@ -308,6 +316,13 @@ def evaluate(
     if tune is not None:
         grid = _load_grid(tune, plan.spec, plan.params, plan.train_config)
     check_protocol(protocol)
+    check_backend(backend, address)
+    from microexpr.training.device import check_amp, check_device
+
+    # on Ray, the models train on the cluster's nodes: their GPUs are checked there
+    device = check_device(device, here=backend == "local")
+    if backend == "local" and plan.train_config is not None:
+        check_amp(plan.train_config.amp, device)
     if save_models and not write and out is None:
         raise ConfigError("save_models with write=False needs out= (the fold models are saved "
                           "in out/models)")
@@ -317,6 +332,22 @@ def evaluate(
             _data_name(data), model, protocol)
         check_out(out_dir, overwrite=overwrite, resume=resume)
 
+    with use_backend(backend, address=address, jobs=jobs) as ray_executor:
+        if ray_executor is not None:
+            ray_executor.start()  # a wrong --address fails here, before any work
+        return _run(plan, data, ray_executor, labels=labels, channels=channels,
+                    cache_dir=cache_dir, jobs=jobs, progress=progress, protocol=protocol,
+                    seed=seed, device=device, ensemble=ensemble, grid=grid, write=write,
+                    out=out, out_dir=out_dir, overwrite=overwrite, resume=resume,
+                    save_models=save_models, backend=backend, address=address)
+
+
+def _run(plan: RunPlan, data: Any, ray_executor: RayExecutor | None, *, labels: str | None,
+         channels: Any, cache_dir: Any, jobs: int | None, progress: bool, protocol: str,
+         seed: int, device: str, ensemble: int, grid: Any, write: bool, out: Any,
+         out_dir: Path | None, overwrite: bool, resume: bool, save_models: bool,
+         backend: str, address: str | None) -> EvaluationResult:
+    """`evaluate` after its checks: inputs, folds (on the local machine or on Ray), results."""
     # -- inputs ------------------------------------------------------------------------------
     prepared = prepare_run(plan, data, labels=labels, channels=channels, cache_dir=cache_dir,
                            jobs=jobs, progress=progress)
@@ -328,7 +359,8 @@ def evaluate(
     guide, macro_info = macro_guide(plan, prepared, seed=seed, device=device,
                                     cache_dir=cache_dir, jobs=jobs, progress=progress)
     problems = prepared.problems
-    n_jobs = resolve_jobs(jobs, len(folds), len(clips), device)
+    n_jobs = (resolve_jobs(jobs, len(folds), len(clips), device) if ray_executor is None
+              else ray_executor.jobs)
 
     config = {
         **run_config(plan, prepared),
@@ -341,6 +373,8 @@ def evaluate(
         "init": plan.init,
         "macro": macro_info,
         "jobs": n_jobs,
+        "backend": backend,  # like jobs, not part of the fingerprint: resume on either
+        **({"address": address} if address is not None else {}),
     }
     run_dir: RunDir | None = None
     if write:
@@ -370,7 +404,10 @@ def evaluate(
             if index < len(folds):
                 probabilities[index], fold_info[index] = proba, {**info, "resumed": True}
     todo = [f for f in folds if probabilities[f.index] is None]
-    stream = make_executor(min(n_jobs, max(1, len(todo)))).map(_run_fold, todo, shared=shared)
+    executor = make_executor(min(n_jobs, max(1, len(todo))))
+    if isinstance(executor, RayExecutor) and plan.spec.kind == "torch":
+        executor = executor.for_device(device)  # a GPU per fold when the cluster has them
+    stream = executor.map(_run_fold, todo, shared=shared)
     try:
         for position, (proba, info) in track(stream, len(todo), f"{protocol} folds", progress):
             index = todo[position].index
@@ -383,6 +420,8 @@ def evaluate(
             interrupt.add_note(f"interrupted; {done} of {len(folds)} folds are saved in "
                                f"{run_dir.partial}: the same command with --resume continues")
         raise
+    finally:
+        stream.close()  # whatever stopped the loop: the folds still running are cancelled
     predictions = _predictions_table(clips, folds, probabilities, classes)
     metrics = compute_metrics(predictions, classes)
     auxiliary = pool_auxiliary([info.get("auxiliary") for info in fold_info])

@@ -11,6 +11,7 @@ objective needs (`microexpr.training.objectives`).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from collections.abc import Mapping
@@ -23,6 +24,7 @@ from torch import nn
 
 from microexpr.errors import ConfigError, InputShapeError
 from microexpr.training.augment import augment_batch, check_flip_negate
+from microexpr.training.device import check_amp, deterministic_mode
 from microexpr.training.objectives import Objective, as_outputs, objective_weights
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -54,6 +56,11 @@ class TrainConfig:
     `objective` names the loss (`microexpr.training.objectives`: "cross_entropy",
     "deviation_enhanced", "mol", "mimanet"); `loss_weights` overrides the weights of its
     terms by name ({"deviation": 0.0} switches SMA-STN's DE-Loss off: an ablation).
+    `amp` trains in mixed precision on a CUDA GPU (float16 autocast, the loss scaled by a
+    GradScaler; predictions stay float32); on any other device it is a ConfigError, never a
+    silent float32 run. `deterministic` trains with torch's deterministic kernels
+    (`microexpr.training.device.deterministic_mode`): the same numbers on the same hardware
+    and thread count, slower on a GPU.
 
     Every value is checked on construction (type, then range): a bad one raises a ConfigError
     naming the option, the value and what it must be. Integral floats (40.0) pass as ints
@@ -77,6 +84,8 @@ class TrainConfig:
     flip_negate: tuple[str, ...] | tuple[int, ...] = ("u",)
     objective: str = "cross_entropy"
     loss_weights: Mapping[str, float] = field(default_factory=dict)
+    amp: bool = False
+    deterministic: bool = False
 
     def __post_init__(self) -> None:
         ints = {"epochs": 1, "steps": 0, "batch_size": 1, "patience": 1, "augment_shift": 0,
@@ -94,7 +103,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, str) or value not in choices:
                 raise _bad(name, value, f"one of {', '.join(choices)}")
-        for name in ("early_stopping", "augment_flip"):
+        for name in ("early_stopping", "augment_flip", "amp", "deterministic"):
             value = getattr(self, name)
             if not isinstance(value, bool | np.bool_):
                 raise _bad(name, value, "true or false")
@@ -311,17 +320,33 @@ def class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
 
 @torch.no_grad()
 def evaluate_loss(model: nn.Module, samples: Samples, objective: Objective, batch_size: int,
-                  device: torch.device) -> float:
-    """The objective's mean total loss over `samples` in eval mode (no augmentation)."""
+                  device: torch.device, amp: bool = False) -> float:
+    """The objective's mean total loss over `samples` in eval mode (no augmentation), in
+    mixed precision with `amp` (CUDA)."""
     model.eval()
     total = 0.0
     names = list(samples.inputs)
     for start in range(0, len(samples), batch_size):
         index = torch.arange(start, min(start + batch_size, len(samples)))
         batch = samples.batch(index, device)
-        loss, _ = objective(forward(model, batch, names), batch)
+        with _autocast(amp, device):
+            loss, _ = objective(forward(model, batch, names), batch)
         total += float(loss) * len(index)
     return total / max(1, len(samples))
+
+
+def _autocast(amp: bool, device: torch.device) -> contextlib.AbstractContextManager:
+    """float16 autocast on CUDA when `amp`, else nothing (float32)."""
+    if not amp:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.float16)
+
+
+def _grad_scaler(amp: bool, device: torch.device) -> Any:
+    """The GradScaler of mixed-precision training (a pass-through one without `amp`)."""
+    if hasattr(torch, "amp") and hasattr(torch.amp, "GradScaler"):
+        return torch.amp.GradScaler(device.type, enabled=amp)
+    return torch.cuda.amp.GradScaler(enabled=amp)  # torch < 2.3
 
 
 def _augment(batch: dict[str, torch.Tensor], names: list[str], config: TrainConfig,
@@ -366,9 +391,15 @@ def train(
     std for inputs standardised as (raw - mean) / std; None: 0. A flip negates the channel
     indices `config.flip_negate` of a single input; with several inputs, `flip_negate` maps
     each input's name to its own indices (inputs not named: nothing negated).
+
+    Batches are gathered from the host arrays and moved to `device` at every step. With
+    `config.amp` (CUDA only: ConfigError on another device) the forward pass and the loss
+    run under float16 autocast and the loss is scaled by a GradScaler; with
+    `config.deterministic` training runs in `deterministic_mode`.
     """
     if config.early_stopping and validation is None:
         raise ConfigError("early stopping needs a validation split of the training subjects")
+    check_amp(config.amp, device)
     samples = Samples(x, y, targets)
     names = list(samples.inputs)
     augmenting = config.augment_shift > 0 or config.augment_flip
@@ -406,49 +437,54 @@ def train(
     held_out = Samples(*validation) if validation is not None else None
     config = epochs_for_steps(config, len(samples))
     steps_left = config.steps or math.inf
-    for epoch in range(config.epochs):
-        for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
-            group["lr"] = base * lr_factor(config, epoch)
-        model.train()
-        if config.class_balance == "sampler":
-            order = balanced_order(samples.label, n_classes, generator)
-        else:
-            order = torch.randperm(len(samples), generator=generator)
-        running, seen = 0.0, 0
-        term_sums: dict[str, float] = {}
-        for start in range(0, len(order), config.batch_size):
-            index = order[start:start + config.batch_size]
-            if len(index) < 2 and len(order) > 1:
-                continue  # a batch of one breaks batch norm and adds nothing
-            if steps_left <= 0:
-                break
-            steps_left -= 1
-            seen += len(index)
-            optimizer.zero_grad(set_to_none=True)
-            batch = samples.batch(index, device)
-            if augmenting:
-                _augment(batch, names, config, negate, centers, generator)
-            loss, terms = objective(forward(model, batch, names), batch)
-            loss.backward()
-            optimizer.step()
-            running += float(loss.detach()) * len(index)
-            for term, value in terms.items():
-                term_sums[term] = term_sums.get(term, 0.0) + float(value.detach()) * len(index)
-        history.train_loss.append(running / max(seen, 1))
-        for term, total in term_sums.items():
-            history.terms.setdefault(term, []).append(total / max(seen, 1))
-        if held_out is not None:
-            val_loss = evaluate_loss(model, held_out, objective, config.batch_size, device)
-            history.val_loss.append(val_loss)
-            if val_loss < best_loss - 1e-6:
-                best_loss, since_best, history.best_epoch = val_loss, 0, epoch + 1
-                best_state = copy.deepcopy(model.state_dict())
+    scaler = _grad_scaler(config.amp, device)
+    with deterministic_mode(config.deterministic, device):
+        for epoch in range(config.epochs):
+            for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
+                group["lr"] = base * lr_factor(config, epoch)
+            model.train()
+            if config.class_balance == "sampler":
+                order = balanced_order(samples.label, n_classes, generator)
             else:
-                since_best += 1
-                if config.early_stopping and since_best >= config.patience:
+                order = torch.randperm(len(samples), generator=generator)
+            running, seen = 0.0, 0
+            term_sums: dict[str, float] = {}
+            for start in range(0, len(order), config.batch_size):
+                index = order[start:start + config.batch_size]
+                if len(index) < 2 and len(order) > 1:
+                    continue  # a batch of one breaks batch norm and adds nothing
+                if steps_left <= 0:
                     break
-        else:
-            history.best_epoch = epoch + 1
+                steps_left -= 1
+                seen += len(index)
+                optimizer.zero_grad(set_to_none=True)
+                batch = samples.batch(index, device)
+                if augmenting:
+                    _augment(batch, names, config, negate, centers, generator)
+                with _autocast(config.amp, device):
+                    loss, terms = objective(forward(model, batch, names), batch)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                running += float(loss.detach()) * len(index)
+                for term, value in terms.items():
+                    term_sums[term] = term_sums.get(term, 0.0) + float(value.detach()) * len(index)
+            history.train_loss.append(running / max(seen, 1))
+            for term, total in term_sums.items():
+                history.terms.setdefault(term, []).append(total / max(seen, 1))
+            if held_out is not None:
+                val_loss = evaluate_loss(model, held_out, objective, config.batch_size, device,
+                                         config.amp)
+                history.val_loss.append(val_loss)
+                if val_loss < best_loss - 1e-6:
+                    best_loss, since_best, history.best_epoch = val_loss, 0, epoch + 1
+                    best_state = copy.deepcopy(model.state_dict())
+                else:
+                    since_best += 1
+                    if config.early_stopping and since_best >= config.patience:
+                        break
+            else:
+                history.best_epoch = epoch + 1
     if config.early_stopping and best_state is not None:
         model.load_state_dict(best_state)
     model.to(memory_format=torch.contiguous_format)  # as built: saved and reloaded alike

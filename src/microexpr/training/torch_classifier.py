@@ -304,6 +304,7 @@ class TorchClassifier:
         model.module = model.spec.build_module(model.input_shape, len(model.classes),
                                                **params)
         model.module.load_state_dict(checkpoint.state_dict)
+        model.module.to(model.device)  # where fit() leaves it: callers may use it directly
         model.mean, model.std = checkpoint.arrays["mean"], checkpoint.arrays["std"]
         recipe = meta.get("input_recipe")  # absent from files saved before input recipes
         model.input_recipe = None if recipe is None else InputRecipe.from_dict(recipe, str(path))
