@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "microexpr"
 
 # Lowest first: a module may import its own stage or an earlier one, never a later one.
 STAGES = (
-    ("errors", "progress", "parallel"),  # shared plumbing, used by every stage
+    ("errors", "plain", "progress", "parallel"),  # shared plumbing, used by every stage
     ("data",),
     ("preprocess",),
     ("features",),

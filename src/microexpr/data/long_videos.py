@@ -49,6 +49,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from microexpr.data.adapters.casme3 import expression_type as expression_kind
 from microexpr.data.annotations import (
     ANNOTATION_SUFFIXES,
     column_key,
@@ -193,17 +194,6 @@ class LongVideoDataset:
 
 
 # ----------------------------------------------------------------------------- cells
-def expression_kind(value: object) -> str | None:
-    """'micro', 'macro' or None (unreadable) from a type cell: 'micro-expression', 'Macro',
-    'Micro - 1/2', 'ME', 'MaE'."""
-    text = cell_text(value).lower()
-    if "macro" in text or text in {"mae", "ma"}:
-        return "macro"
-    if "micro" in text or text in {"me", "mi"}:
-        return "micro"
-    return None
-
-
 def _number(value: object) -> int | None:
     """An integer from a cell ('15', 15.0, 's15' -> 15), or None."""
     text = cell_text(value)

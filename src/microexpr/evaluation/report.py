@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import yaml
 
 from microexpr.evaluation.metrics import megc_log
-
-
-def _clean(value: Any) -> Any:
-    """JSON/YAML-safe copy: tuples -> lists, numpy scalars -> python, NaN -> None."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
+from microexpr.plain import plain_data
 
 
 def plot_confusion(matrix: np.ndarray, classes: list[str], path: Path, title: str) -> None:
@@ -64,9 +48,9 @@ def write_results(out: Path, config: dict, predictions: pd.DataFrame, metrics: d
     out.mkdir(parents=True, exist_ok=True)
     if history is not None and len(history):
         history.to_csv(out / "history.csv", index=False)
-    (out / "config.yaml").write_text(yaml.safe_dump(_clean(config), sort_keys=False))
+    (out / "config.yaml").write_text(yaml.safe_dump(plain_data(config), sort_keys=False))
     predictions.to_csv(out / "predictions.csv", index=False)
-    (out / "metrics.json").write_text(json.dumps(_clean(metrics), indent=2) + "\n")
+    (out / "metrics.json").write_text(json.dumps(plain_data(metrics), indent=2) + "\n")
     (out / "megc_log.txt").write_text(megc_log(predictions))
     if problems is not None and len(problems):
         problems.to_csv(out / "problems.csv", index=False)

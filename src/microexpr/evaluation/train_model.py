@@ -21,7 +21,6 @@ import yaml
 from microexpr.data.clips import Dataset
 from microexpr.data.manifest import Manifest
 from microexpr.errors import ConfigError
-from microexpr.evaluation.report import _clean
 from microexpr.evaluation.rundir import _check_writable
 from microexpr.evaluation.runner import (
     fit_model,
@@ -32,6 +31,7 @@ from microexpr.evaluation.runner import (
     shared_for,
     summarize_problems,
 )
+from microexpr.plain import plain_data
 from microexpr.training.checkpoints import atomic_write
 
 CONFIG_SUFFIX = ".yaml"
@@ -136,7 +136,7 @@ def train(
         "problems": _problems_section(problems, files),
         "warnings": list(prepared.given.warnings),
     }
-    classifier.training_info = _clean(config)
+    classifier.training_info = plain_data(config)
     if files is not None:
         _write(classifier, problems, files)
     return classifier

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from microexpr.errors import ConfigError
+from microexpr.plain import plain_data
 from microexpr.representations import (
     PrepareReport,
     make_config,
@@ -128,11 +129,11 @@ class InputRecipe:
 
     def __post_init__(self) -> None:  # plain data: equal before saving and after loading
         object.__setattr__(self, "representations", {
-            str(k): _plain(dict(v)) for k, v in self.representations.items()})
+            str(k): plain_data(dict(v)) for k, v in self.representations.items()})
         object.__setattr__(self, "channels", {str(k): _tupled(v)
                                               for k, v in self.channels.items()})
         if self.manifest is not None:
-            object.__setattr__(self, "manifest", _plain(dict(self.manifest)))
+            object.__setattr__(self, "manifest", plain_data(dict(self.manifest)))
 
     def configs(self) -> dict[str, tuple[str, Any]]:
         """Input name -> (representation, config object)."""
@@ -143,10 +144,10 @@ class InputRecipe:
     def to_dict(self) -> dict[str, Any]:
         """The recipe as JSON-ready data (what a model file holds)."""
         return {"format": RECIPE_FORMAT,
-                "representations": _plain(self.representations),
-                "channels": _plain(self.channels),
+                "representations": plain_data(self.representations),
+                "channels": plain_data(self.channels),
                 "input_size": self.input_size,
-                "manifest": None if self.manifest is None else _plain(self.manifest)}
+                "manifest": None if self.manifest is None else plain_data(self.manifest)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "the model") -> InputRecipe:
@@ -177,17 +178,6 @@ class InputRecipe:
         parts = [f"{name}: {entry['name']}" for name, entry in self.representations.items()]
         size = f", resized to {self.input_size}" if self.input_size else ""
         return ", ".join(parts) + size
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready: tuples as lists, nested mappings as dicts, numpy scalars unboxed."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def make_input_recipe(model: Any, representation: Mapping[str, Any] | None = None, *,

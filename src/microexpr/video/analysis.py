@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from microexpr.errors import ConfigError, DatasetError
+from microexpr.plain import plain_data
 from microexpr.preprocess.align import AlignConfig
 from microexpr.video.reader import VideoInput, VideoSource, open_video
 from microexpr.video.spotters import Scorer, Spotter, get_spotter
@@ -296,7 +297,7 @@ class VideoAnalysis:
         self.intervals.to_csv(out / "intervals.csv", index=False, lineterminator="\n")
         self.frames.to_csv(out / "frames.csv", index=False, lineterminator="\n")
         self.plot(out / "timeline.png")
-        (out / "summary.json").write_text(json.dumps(_plain(self.summary), indent=2) + "\n")
+        (out / "summary.json").write_text(json.dumps(plain_data(self.summary), indent=2) + "\n")
         if annotate:
             self.annotate(out / ANNOTATED)
         return out
@@ -315,19 +316,6 @@ def check_out_dir(out: str | Path, *, overwrite: bool = False, annotate: bool = 
         raise ConfigError(f"{out} already holds {', '.join(existing)}; choose a new folder "
                           f"or pass overwrite=True (--overwrite)")
     return out
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready data: numpy scalars unboxed, NaN as None."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def analyze(video: VideoInput | VideoSource, model: Any = None, *,

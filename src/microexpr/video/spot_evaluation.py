@@ -48,9 +48,9 @@ from microexpr.data.frames import list_frames
 from microexpr.data.long_videos import LongVideoDataset, load_long_videos
 from microexpr.errors import ConfigError, DatasetError
 from microexpr.evaluation.protocols import make_folds
-from microexpr.evaluation.report import _clean
 from microexpr.evaluation.rundir import check_out, open_run_dir
 from microexpr.evaluation.spotting import match_spots, spotting_counts, spotting_metrics
+from microexpr.plain import plain_data
 from microexpr.progress import track as progress_bar
 from microexpr.video.analysis import analyze
 from microexpr.video.spotters import MDMDSpotter, Spotter, get_spotter
@@ -367,14 +367,14 @@ def _write(out: Path, result: SpottingResult, data: LongVideoDataset, overwrite:
     """The results folder, written in `<out>.partial` and moved into place when complete."""
     run = open_run_dir(out, {"fingerprint": "spot", "task": "spot"}, overwrite=overwrite)
     folder = run.partial
-    (folder / "config.yaml").write_text(yaml.safe_dump(_clean(result.config), sort_keys=False))
+    (folder / "config.yaml").write_text(yaml.safe_dump(plain_data(result.config), sort_keys=False))
     result.predictions.to_csv(folder / "predictions.csv", index=False)
     result.truth.to_csv(folder / "truth.csv", index=False)
     match_spots(result.predictions, result.truth, result.config["iou"]).to_csv(
         folder / "matches.csv", index=False)
     spotting_counts(result.predictions, result.truth, result.config["iou"]).to_csv(
         folder / "counts.csv", index=False)
-    (folder / "metrics.json").write_text(json.dumps(_clean(result.metrics), indent=2) + "\n")
+    (folder / "metrics.json").write_text(json.dumps(plain_data(result.metrics), indent=2) + "\n")
     if len(data.problems):
         data.problems.to_csv(folder / "problems.csv", index=False)
     for video, frames in result.videos.items():
