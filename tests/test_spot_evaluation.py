@@ -149,3 +149,25 @@ def test_cli_synth_long_and_evaluate_task_spot(tmp_path, capsys):
         main(["evaluate", "--task", "spot", "--dataset", "casme2_long", "--root", str(root),
               "--labels", "composite3"])
     assert done.value.code == 2
+
+
+def test_spot_then_recognise_labels_every_spotted_interval(long_videos, tmp_path):
+    import microexpr
+
+    root = microexpr.synthesize(tmp_path / "clips", subjects=3, clips_per_class=2, size=64,
+                                progress=False)
+    data = microexpr.load_dataset("casme2", root, labels="composite3")
+    model = tmp_path / "ststnet.pt"
+    microexpr.train(data, "ststnet", epochs=2, out=model, representation={"method": "dis"},
+                    cache_dir=tmp_path / "cache", progress=False)
+    result = evaluate_spotting(long_videos, "mdmd", macro_spotter=None, model=model,
+                               write=False, progress=False)
+    labels = result.predictions["label"]
+    assert len(labels) and set(labels) <= {"negative", "positive", "surprise", ""}
+    assert {"p_negative", "p_positive", "p_surprise"} <= set(result.predictions.columns)
+    strs = result.metrics["strs"]["overall"]
+    spotting = result.metrics["overall"]["f1"]
+    assert strs["spotting_f1"] == spotting
+    assert strs["strs"] == pytest.approx(spotting * strs["analysis_f1"], nan_ok=True)
+    assert result.config["recognition"]["model"]["name"] == "ststnet"
+    assert "STRS" in result.summary()

@@ -627,6 +627,10 @@ def evaluate(
     spot_option: Annotated[list[str] | None, typer.Option(
         help="--task spot: spotter option key=value (repeatable), e.g. half_duration_s=0.25.")]
     = None,
+    recogniser: Annotated[Path | None, typer.Option(
+        help="--task spot: a trained model file (microexpr train; not trained on this "
+             "database) that recognises each spotted interval: spot-then-recognise score.")]
+    = None,
     fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "table",
 ) -> None:
     """Evaluate a model on a database or a manifest (leave-one-subject-out by default), or a
@@ -641,9 +645,10 @@ def evaluate(
             raise ConfigError("--task spot reads a long-video database: give --dataset "
                               "casme2_long|samm_long|casme3_long and one --root PATH (no "
                               "--manifest, no --labels)")
-        return _spot(dataset, root[0], spotter, spot_option, protocol, out, overwrite, fmt)
-    if spot_option or spotter != "default":
-        raise ConfigError("--spotter and --spot-option are for --task spot")
+        return _spot(dataset, root[0], spotter, spot_option, recogniser, protocol, out,
+                     overwrite, device, fmt)
+    if spot_option or spotter != "default" or recogniser is not None:
+        raise ConfigError("--spotter, --spot-option and --recogniser are for --task spot")
     data = _data_for_cli(dataset, root, labels, manifest, channels)
     result = run(data, model, protocol=protocol, epochs=epochs, seed=seed, out=out, jobs=jobs,
                  labels=labels if manifest is not None else None, channels=channels,
@@ -662,17 +667,22 @@ def evaluate(
     _print_left_out(result.warnings, result.problems_summary())
 
 
-def _spot(dataset: str, root: str, spotter: str, options: list[str] | None, protocol: str,
-          out: Path | None, overwrite: bool, fmt: str) -> None:
+def _spot(dataset: str, root: str, spotter: str, options: list[str] | None,
+          recogniser: Path | None, protocol: str, out: Path | None, overwrite: bool,
+          device: str, fmt: str) -> None:
     """`evaluate --task spot`: LOSO spotting on a long-video database, MEGC metric."""
     from microexpr.video.spot_evaluation import evaluate_spotting
     from microexpr.video.spotters import get_spotter
 
     chosen = get_spotter(spotter, **_key_values(options, "--spot-option"))
     result = evaluate_spotting(dataset, chosen, root=root, protocol=protocol, out=out,
-                               overwrite=overwrite, progress=fmt == "table")
+                               overwrite=overwrite, progress=fmt == "table",
+                               model=recogniser, device=device)
+    strs = result.metrics.get("strs", {})
     rows = [{"kind": part, **{k: result.metrics[part][k] for k in
-                              ("tp", "fp", "fn", "precision", "recall", "f1")}}
+                              ("tp", "fp", "fn", "precision", "recall", "f1")},
+             **({"analysis_f1": strs[part]["analysis_f1"], "strs": strs[part]["strs"]}
+                if part in strs else {})}
             for part in ("micro", "macro", "overall") if part in result.metrics]
     _print_frame(pd.DataFrame(rows), title="Spotting (MEGC: IoU >= 0.5), pooled over videos",
                  fmt=fmt)

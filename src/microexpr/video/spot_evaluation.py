@@ -25,7 +25,8 @@ The results folder holds config.yaml (the spotter, the threshold grid and the th
 for each fold), predictions.csv (every spotted interval with its fold, in the database's frame
 numbers), truth.csv (the annotated intervals scored against), matches.csv (each prediction a
 tp or fp, each missed truth a fn), counts.csv (TP / FP / FN per video and kind), metrics.json
-(precision, recall, F1 per kind and overall: `microexpr.evaluation.spotting`), one folder per
+(precision, recall, F1 per kind and overall: `microexpr.evaluation.spotting`; with a `model`,
+the spot-then-recognise score of its classes for the spotted hits), one folder per
 video under videos/ with its intervals.csv and its per-frame scores (frames.csv; the macro
 pass's in frames_macro.csv), so any threshold can be re-applied and every number recomputed.
 """
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import copy
 import json
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,7 +54,10 @@ from microexpr.evaluation.rundir import check_out, open_run_dir
 from microexpr.evaluation.spotting import match_spots, spotting_counts, spotting_metrics
 from microexpr.plain import plain_data
 from microexpr.progress import track as progress_bar
+from microexpr.training.inputs import model_inputs
 from microexpr.video.analysis import analyze
+from microexpr.video.reader import open_video
+from microexpr.video.recognise import interval_clips, load_recogniser
 from microexpr.video.spotters import MDMDSpotter, Spotter, get_spotter
 
 #: The macro-expression pass's window: k = 0.9 s on each side (macro-expressions last about
@@ -84,8 +89,12 @@ class SpottingResult:
             if part not in self.metrics:
                 continue
             m = self.metrics[part]
-            lines.append(f"{part:>7}: TP {m['tp']} FP {m['fp']} FN {m['fn']}  "
-                         f"P {m['precision']:.3f} R {m['recall']:.3f} F1 {m['f1']:.3f}")
+            line = (f"{part:>7}: TP {m['tp']} FP {m['fp']} FN {m['fn']}  "
+                    f"P {m['precision']:.3f} R {m['recall']:.3f} F1 {m['f1']:.3f}")
+            if part in self.metrics.get("strs", {}):
+                strs = self.metrics["strs"][part]
+                line += f"  analysis F1 {strs['analysis_f1']:.3f} STRS {strs['strs']:.3f}"
+            lines.append(line)
         return "\n".join(lines)
 
 
@@ -193,6 +202,49 @@ def _analyse(video: Mapping[str, Any], spotter: Spotter, align: Any, track_optio
     return analysis.frames
 
 
+def recognise_spots(predictions: pd.DataFrame, videos: pd.DataFrame,
+                    numbers: Mapping[str, np.ndarray], model: Any, *,
+                    device: str | None = None) -> tuple[pd.DataFrame, list[str], dict]:
+    """`predictions` with the class a trained `model` (a saved file, or a classifier)
+    recognises in each spotted interval (`label`, "" when its inputs failed) and p_<class>
+    columns; also the failures and the model's description."""
+    recogniser = None
+    table = predictions.copy()
+    classes: list[str] = []
+    labels = pd.Series("", index=table.index, dtype="object")
+    proba: dict[str, pd.Series] = {}
+    failures: list[str] = []
+    for video in videos.to_dict("records"):
+        mine = table[table["video"] == video["video"]]
+        if mine.empty:
+            continue
+        source = open_video(video["folder"], float(video["fps"]))
+        if recogniser is None:
+            recogniser = load_recogniser(model, source, device)
+            classes = [str(c) for c in recogniser.classifier.classes]
+            proba = {c: pd.Series(np.nan, index=table.index) for c in classes}
+        spans = np.searchsorted(numbers[video["video"]],
+                                mine[["onset", "apex", "offset"]].to_numpy(dtype=np.int64))
+        intervals = pd.DataFrame(spans, columns=["onset", "apex", "offset"])
+        with tempfile.TemporaryDirectory(prefix="microexpr-spots-") as folder:
+            clips = interval_clips(intervals, source, folder)
+            computed = model_inputs(recogniser.classifier, clips, recipe=recogniser.recipe)
+        failures += [f"{video['video']} {row.clip}: {row.error}"
+                     for row in computed.failures.itertuples()]
+        if computed.inputs is None:
+            continue
+        p = recogniser.classifier.predict_proba(computed.inputs)
+        index = mine.index[computed.ok]
+        labels[index] = [classes[int(i)] for i in p.argmax(axis=1)]
+        for j, name in enumerate(classes):
+            proba[name][index] = p[:, j]
+    table["label"] = labels
+    for name in classes:
+        table[f"p_{name}"] = proba[name]
+    described = recogniser.describe() if recogniser is not None else {"path": str(model)}
+    return table, failures + (recogniser.warnings if recogniser else []), described
+
+
 def _combined(micro: pd.DataFrame, macro: pd.DataFrame | None) -> pd.DataFrame:
     """The micro pass's intervals less those inside a macro interval, with the macro ones."""
     if macro is None:
@@ -229,6 +281,8 @@ def evaluate_spotting(
     spotter: str | Spotter = "default",
     *,
     macro_spotter: str | Spotter | None = "default",
+    model: Any = None,
+    device: str | None = None,
     root: str | Path | None = None,
     protocol: str = "loso",
     thresholds: Sequence[float] | None = None,
@@ -247,6 +301,11 @@ def evaluate_spotting(
     "casme3_long") with `root`. `spotter`: the micro-expression spotter, a name or a
     `Spotter` (options through ``get_spotter(name, **options)``). `macro_spotter`: the
     macro-expression pass ("default": ``mdmd`` over MACRO_HALF_DURATION_S; None: none).
+    `model`: a trained classifier (its file, from `microexpr train`, or a loaded one) that
+    recognises every spotted interval: predictions gain `label` and p_<class>, and the
+    metrics the spot-then-recognise score (STRS) against the annotated emotions, compared with
+    the model's class names as written (lower case). The model must not have been trained on
+    the evaluated database's subjects (a model of another database, as MEGC's STR task).
     `thresholds`: the candidate relative thresholds of the training-free spotters (default
     0.05, 0.10, ..., 0.95). `align` / `track`: face options of `analyze`. `out`: the results
     folder (default results/spot-<data>-<spotter>), refused when not empty unless
@@ -336,7 +395,14 @@ def evaluate_spotting(
                                                fold.index), macro_test))
         fold_info.append(info)
     predictions = _predictions(rows)
-    metrics = spotting_metrics(predictions, truth, iou)
+    recognition = None
+    if model is not None:
+        predictions, failures, described = recognise_spots(predictions, videos, numbers, model,
+                                                           device=device)
+        recognition = {"model": described, "failures": failures}
+        truth = truth.assign(label=truth["emotion"].astype(str).str.strip().str.lower())
+        predictions["label"] = predictions["label"].str.lower()
+    metrics = spotting_metrics(predictions, truth, iou, labels="label")
     config = {
         "task": "spot",
         "data": {"name": data.name, "format": data.format, "root": data.root,
@@ -345,6 +411,7 @@ def evaluate_spotting(
                  "intervals": {k: int(v) for k, v in truth["kind"].value_counts().items()}},
         "spotter": chosen.describe(),
         "macro_spotter": None if macro is None else macro.describe(),
+        "recognition": recognition,
         "learned": learns,
         "protocol": protocol,
         "thresholds": list(grid),
