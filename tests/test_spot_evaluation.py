@@ -171,3 +171,18 @@ def test_spot_then_recognise_labels_every_spotted_interval(long_videos, tmp_path
     assert strs["strs"] == pytest.approx(spotting * strs["analysis_f1"], nan_ok=True)
     assert result.config["recognition"]["model"]["name"] == "ststnet"
     assert "STRS" in result.summary()
+
+
+def test_analyze_runs_a_macro_pass_in_the_same_stream(long_videos):
+    from microexpr.video import analyze
+
+    video = long_videos.videos.iloc[0]
+    one = analyze(video["folder"], fps=float(video["fps"]))
+    both = analyze(video["folder"], fps=float(video["fps"]), macro_spotter="default")
+    np.testing.assert_array_equal(one.frames["score"], both.frames["score"])  # same micro pass
+    assert {"score_macro", "signal_macro"} <= set(both.frames.columns)
+    assert np.isfinite(both.frames["score_macro"]).sum() > 0
+    macro = both.intervals[both.intervals["kind"] == "macro"]
+    assert len(macro) >= 1 and both.summary["config"]["macro_spotter"]["half_duration_s"] == 0.9
+    micro = both.intervals[both.intervals["kind"] == "micro"]
+    assert spot_evaluation.without_overlap(micro, macro).equals(micro.reset_index(drop=True))

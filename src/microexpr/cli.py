@@ -955,6 +955,9 @@ def analyze(
     spot_option: Annotated[list[str] | None, typer.Option(
         help="Spotter option key=value (repeatable), e.g. p=0.3, min_score=0.8, "
              "half_duration_s=1.3 (macro-expressions).")] = None,
+    macro_pass: Annotated[bool, typer.Option(
+        help="Also run a macro-expression pass (mdmd over 0.9 s) in the same stream: its "
+             "intervals are macro, and micro ones inside them are dropped.")] = False,
     face_backend: Annotated[str | None, typer.Option(
         help="Face backend: auto, mediapipe, haar, dlib.")] = None,
     model: Annotated[Path | None, typer.Option(
@@ -990,6 +993,7 @@ def analyze(
         raise ConfigError("--option sets the representation of --model: give --model too")
     chosen = get_spotter(spotter, **_key_values(spot_option, "--spot-option"))
     result = run(video, model, spotter=chosen, fps=fps,
+                 macro_spotter="default" if macro_pass else None,
                  align={"backend": face_backend} if face_backend else None,
                  representation=_key_values(option, "--option") if model else None,
                  device=None if device == "auto" else device, progress=progress)

@@ -32,7 +32,7 @@ from microexpr.errors import ConfigError, DatasetError
 from microexpr.plain import plain_data
 from microexpr.preprocess.align import AlignConfig
 from microexpr.video.reader import VideoInput, VideoSource, open_video
-from microexpr.video.spotters import Scorer, Spotter, get_spotter
+from microexpr.video.spotters import Scorer, Spotter, combine_passes, get_spotter, macro_pass
 from microexpr.video.tracker import FaceTracker, TrackConfig
 
 # Crops for spotting: 64 px gray, the face square with a tenth of its side around it, the face
@@ -164,10 +164,12 @@ class _Stream:
 
 
 def _stream(source: VideoSource, frames: Iterator[np.ndarray], tracker: FaceTracker,
-            scorer: Scorer, bar: _FrameRate) -> _Stream:
-    k = scorer.k
-    buffer = RingBuffer(2 * k + 1)
+            scorers: Mapping[str, Scorer], bar: _FrameRate) -> _Stream:
+    """One pass over the frames: the face followed and aligned, and every scorer's score
+    (column name -> scorer: "score", and "score_macro" for a macro pass) of each frame."""
+    buffers = {name: RingBuffer(2 * scorer.k + 1) for name, scorer in scorers.items()}
     columns: dict[str, list] = {name: [] for name in FRAME_COLUMNS if name != "signal"}
+    columns.update({name: [] for name in scorers})
     segment = -1
     fps = source.fps
     size = tracker.align.size
@@ -176,25 +178,29 @@ def _stream(source: VideoSource, frames: Iterator[np.ndarray], tracker: FaceTrac
         if shape is None:
             shape = image.shape
         step = tracker.step(index, image)
+        for name, scorer in scorers.items():
+            buffer = buffers[name]
+            if step.restarted:
+                buffer.clear()
+            elif step.realigned is not None:
+                buffer.rewarp(step.realigned, size, scorer.prepare)
+            buffer.append(step.crop,
+                          scorer.prepare(step.crop) if step.crop is not None else None)
         if step.restarted:
             segment += 1
-            buffer.clear()
-        elif step.realigned is not None:
-            buffer.rewarp(step.realigned, size, scorer.prepare)
-        item = scorer.prepare(step.crop) if step.crop is not None else None
-        buffer.append(step.crop, item)
         x, y, w, h = step.box if step.box is not None else (math.nan,) * 4
         row = {"frame": index, "time_s": index / fps, "face_found": step.found, "x": x,
                "y": y, "w": w, "h": h, "stretch": step.stretch,
                "segment": segment if step.found else -1, "detected": step.detected,
-               "warning": "; ".join(step.warnings), "score": math.nan}
+               "warning": "; ".join(step.warnings), **{name: math.nan for name in scorers}}
         for name, value in row.items():
             columns[name].append(value)
-        window = buffer.window()
-        if window is not None:
-            columns["score"][index - k] = scorer.score(window)
+        for name, scorer in scorers.items():
+            window = buffers[name].window()
+            if window is not None:
+                columns[name][index - scorer.k] = scorer.score(window)
         bar.update(index + 1)
-    return _Stream(columns, tracker, buffer, k, shape)
+    return _Stream(columns, tracker, buffers["score"], scorers["score"].k, shape)
 
 
 @dataclass
@@ -319,7 +325,8 @@ def check_out_dir(out: str | Path, *, overwrite: bool = False, annotate: bool = 
 
 
 def analyze(video: VideoInput | VideoSource, model: Any = None, *,
-            spotter: str | Spotter = "default", fps: float | None = None,
+            spotter: str | Spotter = "default", macro_spotter: str | Spotter | None = None,
+            fps: float | None = None,
             align: AlignConfig | Mapping[str, Any] | None = None,
             track: TrackConfig | Mapping[str, Any] | None = None,
             representation: Mapping[str, Any] | None = None, device: str | None = None,
@@ -331,7 +338,10 @@ def analyze(video: VideoInput | VideoSource, model: Any = None, *,
     a classifier saved by ``.save()`` (its path, or a loaded one) that recognises each spotted
     interval (see `microexpr.video.recognise`; `representation` sets options of the model's
     representation as at training, `device` where it runs); spotter: "default" / "mdmd",
-    "lbp" or a `Spotter` instance; align: face crop options (`VIDEO_ALIGN`'s fields: backend,
+    "lbp", "motion", "softnet" (fitted) or a `Spotter` instance; macro_spotter: a second,
+    macro-expression pass in the same stream ("default": mdmd over 0.9 s; None: none) whose
+    intervals are macro, the micro pass's lying mostly inside one dropped (frames gain
+    score_macro and signal_macro); align: face crop options (`VIDEO_ALIGN`'s fields: backend,
     size, margin, policy); track: `TrackConfig` options; progress: a progress bar with frames
     per second on stderr.
 
@@ -340,6 +350,7 @@ def analyze(video: VideoInput | VideoSource, model: Any = None, *,
     """
     source = open_video(video, fps)
     chosen = get_spotter(spotter)
+    macro = macro_pass(macro_spotter)
     align_config = video_align_config(align)
     track_config = _config(TrackConfig, track, TrackConfig(), "track")
     recogniser = None
@@ -352,12 +363,14 @@ def analyze(video: VideoInput | VideoSource, model: Any = None, *,
                           "model: pass model= too")
     tracker = FaceTracker(align_config, track_config, source.fps)  # loads the face models
     started = time.perf_counter()
-    scorer = chosen.scorer(source.fps, align_config)
+    scorers = {"score": chosen.scorer(source.fps, align_config)}
+    if macro is not None:
+        scorers["score_macro"] = macro.scorer(source.fps, align_config)
     name = Path(source.info.source).name
     bar = _FrameRate(progress, source.info.frame_count, f"analysing {name}")
     stream = None
     try:
-        stream = _stream(source, source.frames(), tracker, scorer, bar)
+        stream = _stream(source, source.frames(), tracker, scorers, bar)
     finally:
         bar.close(len(stream.columns["frame"]) if stream is not None else 0)
     seconds_stream = time.perf_counter() - started
@@ -366,16 +379,25 @@ def analyze(video: VideoInput | VideoSource, model: Any = None, *,
                 f"{source.info.source}: no frame could be decoded; check the file with "
                 f"`ffprobe`, or convert it (`ffmpeg -i IN -c:v libx264 out.mp4`)")
         raise DatasetError(what)
-    scores = np.asarray(stream.columns["score"], dtype=np.float64)
-    spotting = chosen.spot(scores, np.asarray(stream.columns["segment"], dtype=np.int64),
+    segments = np.asarray(stream.columns["segment"], dtype=np.int64)
+    spotting = chosen.spot(np.asarray(stream.columns["score"], dtype=np.float64), segments,
                            source.fps)
     frames = pd.DataFrame(stream.columns)
     frames["signal"] = spotting.signal
+    intervals = spotting.intervals
+    macro_threshold = None
+    if macro is not None:  # one table: the macro intervals and the micro ones outside them
+        macro_spotting = macro.spot(np.asarray(stream.columns["score_macro"],
+                                               dtype=np.float64), segments, source.fps)
+        frames["signal_macro"] = macro_spotting.signal
+        macro_threshold = macro_spotting.threshold
+        intervals = combine_passes(intervals, macro_spotting.intervals)
     frames = frames.astype({"frame": "int64", "face_found": bool, "stretch": "int64",
                             "segment": "int64", "detected": bool})
     count = len(frames)
     config = {
         "spotter": chosen.describe(),
+        "macro_spotter": None if macro is None else macro.describe(),
         "k": stream.k,
         "align": {**asdict(align_config), "backend": tracker.backend.name},
         "track": asdict(track_config),
@@ -391,7 +413,6 @@ def analyze(video: VideoInput | VideoSource, model: Any = None, *,
     found = int(frames["face_found"].sum())
     if found == 0:
         warnings.append("no face was found in any frame")
-    intervals = spotting.intervals
     summary: dict[str, Any] = {
         "source": source.info.source,
         "kind": source.info.kind,
@@ -408,6 +429,7 @@ def analyze(video: VideoInput | VideoSource, model: Any = None, *,
         "micro": int((intervals["kind"] == "micro").sum()),
         "macro": int((intervals["kind"] == "macro").sum()),
         "threshold": spotting.threshold,
+        "macro_threshold": macro_threshold,
         "seconds": seconds_stream,
         "frames_per_second": count / max(seconds_stream, 1e-9),
         "warnings": warnings,

@@ -27,8 +27,9 @@ numbers), truth.csv (the annotated intervals scored against), matches.csv (each 
 tp or fp, each missed truth a fn), counts.csv (TP / FP / FN per video and kind), metrics.json
 (precision, recall, F1 per kind and overall: `microexpr.evaluation.spotting`; with a `model`,
 the spot-then-recognise score of its classes for the spotted hits), one folder per
-video under videos/ with its intervals.csv and its per-frame scores (frames.csv; the macro
-pass's in frames_macro.csv), so any threshold can be re-applied and every number recomputed.
+video under videos/ with its intervals.csv and its per-frame scores (frames.csv, with the
+macro pass's as score_macro; frames_macro.csv beside a learned spotter's), so any threshold
+can be re-applied and every number recomputed.
 """
 
 from __future__ import annotations
@@ -58,11 +59,8 @@ from microexpr.training.inputs import model_inputs
 from microexpr.video.analysis import analyze
 from microexpr.video.reader import open_video
 from microexpr.video.recognise import interval_clips, load_recogniser
-from microexpr.video.spotters import MDMDSpotter, Spotter, get_spotter
+from microexpr.video.spotters import Spotter, get_spotter, macro_pass, without_overlap
 
-#: The macro-expression pass's window: k = 0.9 s on each side (macro-expressions last about
-#: 0.5-4 s; 0.9 s spotted the synthetic long videos' best among 0.6, 0.9 and 1.3 s).
-MACRO_HALF_DURATION_S = 0.9
 #: The relative thresholds a training-free spotter chooses among on the training subjects.
 DEFAULT_THRESHOLDS: tuple[float, ...] = tuple(round(p, 2) for p in np.arange(0.05, 1.0, 0.05))
 PREDICTION_COLUMNS = ("dataset", "subject", "video", "fold", "onset", "apex", "offset", "kind",
@@ -177,28 +175,12 @@ def _spot_videos(spotter: Spotter, analyses: Mapping[str, pd.DataFrame], videos:
     return _predictions(rows)
 
 
-def without_overlap(micro: pd.DataFrame, macro: pd.DataFrame, fraction: float = 0.5
-                    ) -> pd.DataFrame:
-    """The intervals of `micro` of which at most `fraction` lies inside an interval of
-    `macro` in the same video: a brief motion inside a macro-expression is part of it."""
-    if micro.empty or macro.empty:
-        return micro
-    keep = np.ones(len(micro), dtype=bool)
-    by_video = {video: group for video, group in macro.groupby("video")}
-    for i, row in enumerate(micro.itertuples(index=False)):
-        other = by_video.get(row.video)
-        if other is None:
-            continue
-        inside = (np.minimum(other["offset"].to_numpy(), row.offset)
-                  - np.maximum(other["onset"].to_numpy(), row.onset) + 1).clip(min=0)
-        keep[i] = not (inside > fraction * (row.offset - row.onset + 1)).any()
-    return micro[keep].reset_index(drop=True)
-
-
-def _analyse(video: Mapping[str, Any], spotter: Spotter, align: Any, track_options: Any
-             ) -> pd.DataFrame:
-    analysis = analyze(video["folder"], spotter=spotter, fps=float(video["fps"]), align=align,
-                       track=track_options)
+def _analyse(video: Mapping[str, Any], spotter: Spotter, align: Any, track_options: Any,
+             macro: Spotter | None = None) -> pd.DataFrame:
+    """The per-frame table of one long video (scores of `spotter`, and of `macro` as
+    score_macro when given)."""
+    analysis = analyze(video["folder"], spotter=spotter, macro_spotter=macro,
+                       fps=float(video["fps"]), align=align, track=track_options)
     return analysis.frames
 
 
@@ -260,20 +242,6 @@ def _predictor(spotter: Spotter, analyses: Mapping[str, pd.DataFrame], videos: p
         return _combined(_spot_videos(spotter, analyses, videos, numbers, p, fold, kind),
                          macro_found)
     return predict
-
-
-def macro_pass(spotter: str | Spotter | None) -> Spotter | None:
-    """The spotter of the macro-expression pass: "default" is ``mdmd`` with a window of
-    MACRO_HALF_DURATION_S on each side; None: no macro pass."""
-    if spotter is None:
-        return None
-    if isinstance(spotter, str) and spotter == "default":
-        return MDMDSpotter(half_duration_s=MACRO_HALF_DURATION_S)
-    chosen = get_spotter(spotter)
-    if callable(getattr(chosen, "fit", None)):
-        raise ConfigError("the macro pass takes a training-free spotter (its threshold is "
-                          "chosen on the training subjects); give mdmd, lbp or motion")
-    return chosen
 
 
 def evaluate_spotting(
@@ -349,12 +317,17 @@ def evaluate_spotting(
     analyses: dict[str, pd.DataFrame] = {}
     macro_analyses: dict[str, pd.DataFrame] = {}
     # training-free scores do not depend on the fold: one pass per video and spotter
-    passes = [(spotter_, table) for spotter_, table, needed in
-              ((chosen, analyses, not learns), (macro, macro_analyses, macro is not None))
-              if needed]
-    for spotter_, table in passes:
-        for video in progress_bar(records, len(records), f"{spotter_.name} scores", progress):
-            table[video["video"]] = _analyse(video, spotter_, align, track)
+    if not learns or macro is not None:
+        for video in progress_bar(records, len(records), "analysing videos", progress):
+            if learns:  # the macro pass alone: the micro pass is fitted per fold
+                macro_analyses[video["video"]] = _analyse(video, macro, align, track)
+                continue
+            frames = _analyse(video, chosen, align, track, macro)
+            analyses[video["video"]] = frames
+            if macro is not None:  # both passes in one stream: the macro scores as "score"
+                macro_analyses[video["video"]] = frames[["frame", "segment", "score_macro"]
+                                                        ].rename(columns={"score_macro":
+                                                                          "score"})
     rows, fold_info = [], []
     for fold in folds:
         train_videos, test_videos = videos.iloc[fold.train], videos.iloc[fold.test]
@@ -448,7 +421,7 @@ def _write(out: Path, result: SpottingResult, data: LongVideoDataset, overwrite:
         target = folder / "videos" / video
         target.mkdir(parents=True, exist_ok=True)
         frames.to_csv(target / "frames.csv", index=False)
-        if video in result.macro_videos:
+        if video in result.macro_videos and "score_macro" not in frames.columns:
             result.macro_videos[video].to_csv(target / "frames_macro.csv", index=False)
         mine = result.predictions[result.predictions["video"] == video]
         mine.to_csv(target / "intervals.csv", index=False)
