@@ -653,6 +653,34 @@ def bench_video(jobs: int) -> None:
     ])
 
 
+def bench_gpu(jobs: int) -> None:
+    """The GPU path, when a CUDA device is present: one model's LOSO on the default synthetic
+    database on cuda, with and without --amp, next to the same run on the CPU (the ratio is
+    what to read; these machines are noisy). Prints a skip line without CUDA."""
+    import torch
+
+    import microexpr
+
+    if not torch.cuda.is_available():
+        print("gpu: skipped (no CUDA device on this machine)", flush=True)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        root = microexpr.synthesize(Path(tmp) / "synthetic-casme2")
+        data = microexpr.load_dataset("casme2", root, namespace="synth", labels="composite3")
+        seconds = {}
+        for label, device, train in (("cpu", "cpu", None), ("cuda", "cuda", None),
+                                     ("cuda_amp", "cuda", {"amp": True})):
+            start = time.perf_counter()
+            result = microexpr.evaluate(data, "micro_attention", device=device, train=train,
+                                        cache_dir=Path(tmp) / "c", progress=False,
+                                        out=Path(tmp) / label)
+            seconds[label] = time.perf_counter() - start
+            print(f"gpu_{label}: micro_attention LOSO UF1 {result.metrics['uf1']:.3f}, "
+                  f"{seconds[label]:.0f} s ({torch.cuda.get_device_name(0)})", flush=True)
+        print(f"gpu_ratio: cpu / cuda {seconds['cpu'] / seconds['cuda']:.1f}x, cpu / cuda+amp "
+              f"{seconds['cpu'] / seconds['cuda_amp']:.1f}x", flush=True)
+
+
 def bench_flow_models_442(jobs: int, only: tuple[str, ...] = ()) -> None:
     """LOSO of the models that take onset-apex flow, and of micro_attention fed that flow at
     64 x 64 (`--input-size 64`), over a 442-clip, 68-subject manifest of 28 x 28 u, v, strain
@@ -791,6 +819,7 @@ BENCHMARKS = {
     "mimanet": bench_mimanet,
     "spotting": bench_spotting,
     "video": bench_video,
+    "gpu": bench_gpu,
 }
 
 
