@@ -65,6 +65,13 @@ def test_results_dir_is_recomputable(signal_manifest, tmp_path):
     probs = predictions[["p_neg", "p_pos", "p_sur"]].to_numpy()
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert json.loads((out / "metrics.json").read_text())["n"] == len(predictions)
+    # names are read back as written, even ones pandas would take for missing values
+    table = pd.read_csv(out / "predictions.csv", dtype=str)
+    table.loc[0, "clip"], table.loc[1, "subject"] = "NA", "null"
+    table.to_csv(out / "predictions.csv", index=False)
+    _, renamed, _ = load_results(out)
+    assert renamed.loc[0, "clip"] == "NA" and renamed.loc[1, "subject"] == "null"
+    assert renamed["p_neg"].dtype == np.float64
 
 
 def test_deterministic_and_same_across_executors(signal_manifest, tmp_path):

@@ -144,6 +144,16 @@ def test_named_channels_and_training_statistics_are_in_the_graph(ststnet_file, s
 
 # -- errors ------------------------------------------------------------------------------------
 
+def test_load_model_reads_an_onnx_file_too(ststnet_file, ststnet_onnx):
+    from microexpr.training.estimators import load_model
+    from microexpr.training.export import OnnxClassifier
+
+    onnx, torch_model = load_model(ststnet_onnx), load_model(ststnet_file)
+    assert isinstance(onnx, OnnxClassifier) and onnx.classes == torch_model.classes
+    x = np.random.default_rng(0).normal(size=(4, *torch_model.input_shape)).astype(np.float32)
+    np.testing.assert_allclose(onnx.predict_proba(x), torch_model.predict_proba(x), atol=1e-4)
+
+
 def test_exported_models_check_their_inputs_and_files(ststnet_onnx, tmp_path):
     exported = OnnxClassifier.load(ststnet_onnx)
     with pytest.raises(InputShapeError, match=r"shape \(28, 28, 3\).*got \(24, 24, 3\)"):

@@ -574,7 +574,8 @@ def evaluate(
              "cores).")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="Representation cache folder.")]
     = None,
-    no_cache: Annotated[bool, typer.Option(help="Do not read or write the cache.")] = False,
+    no_cache: Annotated[bool, typer.Option(
+        "--no-cache", help="Do not read or write the cache.")] = False,
     device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
     amp: Annotated[bool, typer.Option(help=AMP_HELP)] = False,
     backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "local",
@@ -725,7 +726,8 @@ def train_command(
              "cores).")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="Representation cache folder.")]
     = None,
-    no_cache: Annotated[bool, typer.Option(help="Do not read or write the cache.")] = False,
+    no_cache: Annotated[bool, typer.Option(
+        "--no-cache", help="Do not read or write the cache.")] = False,
     device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
     amp: Annotated[bool, typer.Option(help=AMP_HELP)] = False,
     option: Annotated[list[str] | None, typer.Option(

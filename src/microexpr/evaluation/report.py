@@ -65,8 +65,13 @@ def load_results(out: str | Path) -> tuple[dict, pd.DataFrame, dict]:
     """Read back (config, predictions, metrics) from a results directory."""
     out = Path(out)
     config = yaml.safe_load((out / "config.yaml").read_text())
-    predictions = pd.read_csv(out / "predictions.csv", dtype={"y_true": str, "y_pred": str,
-                                                             "clip": str, "subject": str,
-                                                             "dataset": str})
+    path = out / "predictions.csv"
+    text = {"y_true": str, "y_pred": str, "clip": str, "subject": str, "dataset": str}
+    # names are read as written (a clip or class called "NA" or "null" stays that string);
+    # only the other columns read empty cells and NaN as missing
+    columns = pd.read_csv(path, nrows=0).columns
+    predictions = pd.read_csv(path, dtype=text, keep_default_na=False,
+                              na_values={c: [] if c in text else ["", "nan", "NaN"]
+                                         for c in columns})
     metrics = json.loads((out / "metrics.json").read_text())
     return config, predictions, metrics

@@ -32,7 +32,12 @@ def make_classifier(model: str | ModelSpec, classes, *, train_config: Any = None
 
 
 def load_model(path: str | Path, device: str | None = None):
-    """Load a classifier saved by `.save()` (torch or scikit-learn)."""
+    """Load a classifier saved by `.save()` (torch or scikit-learn), or a model exported to
+    ONNX (`microexpr export`; a path ending in .onnx) as an `OnnxClassifier`."""
+    if Path(path).suffix.lower() == ".onnx":
+        from microexpr.training.export import OnnxClassifier
+
+        return OnnxClassifier.load(path, device=device)
     from microexpr.training.checkpoints import checkpoint_kind
 
     if checkpoint_kind(path) == "torch":
