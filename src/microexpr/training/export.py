@@ -135,9 +135,16 @@ def _torch_classifier(model: Any) -> TorchClassifier:
             raise ConfigError(f"model {path} is an ONNX file already: export the .pt file it "
                               f"was exported from, or use it as it is "
                               f"(microexpr.training.export.OnnxClassifier.load)")
-        from microexpr.training.estimators import load_model
+        from microexpr.training.checkpoints import checkpoint_kind
 
-        model = load_model(path, device="cpu")
+        if checkpoint_kind(path) == "torch":  # not load_model: it loads .onnx files by this module
+            from microexpr.training.torch_classifier import TorchClassifier
+
+            model = TorchClassifier.load(path, device="cpu")
+        else:
+            from microexpr.training.sklearn_classifier import SklearnClassifier
+
+            model = SklearnClassifier.load(path)
     spec = getattr(model, "spec", None)
     kind = getattr(spec, "kind", None)
     if kind == "sklearn":
