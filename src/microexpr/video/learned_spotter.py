@@ -85,13 +85,11 @@ from microexpr.training.checkpoints import read_checkpoint, write_checkpoint
 from microexpr.training.device import resolve_device
 from microexpr.video.analysis import analyze, video_align_config
 from microexpr.video.spotters import (
-    DIS_PRESETS,
-    HEAD_MOTION,
-    MDMDConfig,
+    HeadMotionFlow,
     Scorer,
     SpotConfig,
     Spotter,
-    _MDMDScorer,
+    check_flow_options,
     face_mask,
     spot_intervals,
 )
@@ -157,12 +155,7 @@ class SoftNetConfig(SpotConfig):
         if not _is_int(self.image_size) or self.image_size % 6 or not 12 <= self.image_size <= 96:
             raise ConfigError(f"image_size must be a multiple of 6 within 12..96 pixels (42 as "
                               f"SOFTNet), got {self.image_size!r}")
-        if self.head_motion not in HEAD_MOTION:
-            raise ConfigError(f"unknown head_motion {self.head_motion!r}; choose one of "
-                              f"{HEAD_MOTION}")
-        if self.preset not in DIS_PRESETS:
-            raise ConfigError(f"unknown DIS preset {self.preset!r}; choose one of "
-                              f"{tuple(DIS_PRESETS)}")
+        check_flow_options(self.head_motion, self.preset)
         if self.kind not in KINDS:
             raise ConfigError(f"kind must be one of {KINDS} (the expressions the network "
                               f"learns to spot), got {self.kind!r}")
@@ -219,11 +212,9 @@ class _InputMaker:
 
     def __init__(self, config: SoftNetConfig, fps: float, align: AlignConfig) -> None:
         self.k = config.k(fps)  # the frames between the two crops of a flow
-        # the mdmd scorer's DIS flow and head-motion removal, so both spotters see one motion
-        motion = MDMDConfig(half_duration_s=config.half_duration_s,
-                            head_motion=config.head_motion, preset=config.preset,
-                            mask_eyes=config.mask_eyes)
-        self._motion = _MDMDScorer(motion, fps, align)
+        # mdmd's DIS flow and head-motion removal, so both spotters see one motion
+        self._motion = HeadMotionFlow(align, head_motion=config.head_motion,
+                                      preset=config.preset, mask_eyes=config.mask_eyes)
         eyes = canonical_eyes(align)
         iod = float(eyes[1, 0] - eyes[0, 0])
         self._unit = 1.0 / (FLOW_UNIT * iod)
@@ -254,8 +245,7 @@ class _InputMaker:
         self._map_x, self._map_y = map_x, map_y
 
     def __call__(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-        motion = self._motion
-        flow = motion._residual(motion.flow.calc(first, second, None))
+        flow = self._motion(first, second)
         maps = np.empty((*flow.shape[:2], 3), np.float32)
         np.multiply(np.abs(flow), self._unit, out=maps[..., :2])
         maps[..., 2] = optical_strain(flow) * STRAIN_SCALE

@@ -133,12 +133,7 @@ class MDMDConfig(SpotConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_grid(self.grid, self.top_fraction)
-        if self.head_motion not in HEAD_MOTION:
-            raise ConfigError(f"unknown head_motion {self.head_motion!r}; choose one of "
-                              f"{HEAD_MOTION}")
-        if self.preset not in DIS_PRESETS:
-            raise ConfigError(f"unknown DIS preset {self.preset!r}; choose one of "
-                              f"{tuple(DIS_PRESETS)}")
+        check_flow_options(self.head_motion, self.preset)
 
 
 @dataclass(frozen=True)
@@ -163,6 +158,15 @@ class LBPConfig(SpotConfig):
             raise ConfigError(f"LBP radius must be an integer within 1..8, got {self.radius!r}")
         if self.points not in (4, 8, 16):
             raise ConfigError(f"LBP points must be 4, 8 or 16, got {self.points!r}")
+
+
+def check_flow_options(head_motion: str, preset: str) -> None:
+    """ConfigError for an unknown head-motion removal or DIS preset (`HeadMotionFlow`)."""
+    if head_motion not in HEAD_MOTION:
+        raise ConfigError(f"unknown head_motion {head_motion!r}; choose one of {HEAD_MOTION}")
+    if preset not in DIS_PRESETS:
+        raise ConfigError(f"unknown DIS preset {preset!r}; choose one of "
+                          f"{tuple(DIS_PRESETS)}")
 
 
 def _check_grid(grid: int, top_fraction: float) -> None:
@@ -399,41 +403,53 @@ def _top_mean(values: np.ndarray, fraction: float) -> float:
 
 
 # ---------------------------------------------------------------------------- mdmd
-class _MDMDScorer:
-    def __init__(self, config: MDMDConfig, fps: float, align: AlignConfig) -> None:
-        self.config = config
-        self.k = config.k(fps)
-        self.flow = cv2.DISOpticalFlow_create(DIS_PRESETS[config.preset])
-        if config.preset == "fine":
+class HeadMotionFlow:
+    """DIS optical flow between two aligned crops, less the head's motion (the median flow,
+    or a least-squares affine fit, over the unmasked face; "none": as computed). Shared by
+    the spotters that read flow, so they see one motion."""
+
+    def __init__(self, align: AlignConfig, *, head_motion: str = "median",
+                 preset: str = "fine", mask_eyes: bool = True) -> None:
+        check_flow_options(head_motion, preset)
+        self.head_motion = head_motion
+        self.flow = cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
+        if preset == "fine":
             self.flow.setFinestScale(0)
-        eyes = canonical_eyes(align)
-        self.per_iod = 100.0 / float(eyes[1, 0] - eyes[0, 0])  # crop pixels -> % of the IOD
-        mask = face_mask(align, config.mask_eyes)
-        self.mask = mask
-        self.blocks = _Blocks(align.size, config.grid, mask)
-        if config.head_motion == "affine":
-            ys, xs = np.nonzero(mask)
+        self.mask = face_mask(align, mask_eyes)
+        if head_motion == "affine":
+            ys, xs = np.nonzero(self.mask)
             design = np.stack([np.ones_like(xs), xs, ys], axis=1).astype(np.float64)
             self.fit = np.linalg.pinv(design)  # 3 x pixels: least-squares affine motion
             grid_y, grid_x = np.mgrid[0:align.size, 0:align.size].astype(np.float32)
             self.full = np.stack([np.ones_like(grid_x), grid_x, grid_y], axis=-1)
 
-    def prepare(self, crop: np.ndarray) -> np.ndarray:
-        return crop
-
-    def _residual(self, flow: np.ndarray) -> np.ndarray:
-        """The flow less the head's motion (median, or affine fit, over the unmasked face)."""
-        if self.config.head_motion == "median":
+    def __call__(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """H x W x 2 flow from `first` to `second`, the head's motion removed."""
+        flow = self.flow.calc(first, second, None)
+        if self.head_motion == "median":
             return flow - np.median(flow[self.mask], axis=0)
-        if self.config.head_motion == "affine":
+        if self.head_motion == "affine":
             params = (self.fit @ flow[self.mask].astype(np.float64)).astype(np.float32)
             return flow - self.full @ params
         return flow
 
+
+class _MDMDScorer:
+    def __init__(self, config: MDMDConfig, fps: float, align: AlignConfig) -> None:
+        self.config = config
+        self.k = config.k(fps)
+        self.motion = HeadMotionFlow(align, head_motion=config.head_motion,
+                                     preset=config.preset, mask_eyes=config.mask_eyes)
+        eyes = canonical_eyes(align)
+        self.per_iod = 100.0 / float(eyes[1, 0] - eyes[0, 0])  # crop pixels -> % of the IOD
+        self.blocks = _Blocks(align.size, config.grid, self.motion.mask)
+
+    def prepare(self, crop: np.ndarray) -> np.ndarray:
+        return crop
+
     def score(self, window: Sequence[np.ndarray]) -> float:
         head, centre, tail = window[0], window[self.k], window[-1]
-        first = self._residual(self.flow.calc(head, centre, None))
-        second = self._residual(self.flow.calc(head, tail, None))
+        first, second = self.motion(head, centre), self.motion(head, tail)
         blocks = self.blocks
         u, v = blocks.split(first[..., 0]), blocks.split(first[..., 1])
         size_first = np.hypot(u, v) * blocks.mask
