@@ -432,6 +432,13 @@ def _main_part(path: Path) -> list[str]:
     return path.read_text().split(marker)[0].rstrip().splitlines()
 
 
+def _section_lines(name: str) -> list[str]:
+    """The benchmark lines (`loso_...`) in the code block of section `name`, if written."""
+    body = _sections(Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md").get(
+        name, "")
+    return [line for line in body.splitlines() if line.startswith("loso_")]
+
+
 def _write_section(name: str, lines: list[str]) -> None:
     """Replace (or add) section `name` of docs/benchmarks.md, keeping everything else."""
     out = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
@@ -849,6 +856,10 @@ def bench_flow_models_442(jobs: int, only: tuple[str, ...] = ()) -> None:
                          f"{result.config['jobs']} job(s), UF1 {result.metrics['uf1']:.3f} "
                          f"(target < {60 if name == 'ststnet' else 300} s on 2 cores){floor}")
             print(lines[-1], flush=True)
+    measured = {line.split(":")[0].rsplit("_manifest", 1)[0] for line in lines}
+    kept = [line for line in _section_lines("flow_models_442")
+            if line.split(":")[0].rsplit("_manifest", 1)[0] not in measured]
+    lines = sorted(kept + lines)
     _write_section("flow_models_442", [
         "## Flow models on a composite-sized manifest",
         "",

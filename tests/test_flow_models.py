@@ -119,6 +119,23 @@ def test_parameter_counts():
     assert DualStreamNet(2, motion_channels=2).eval()(torch.zeros(1, 3, 8, 8)).shape == (1, 2)
 
 
+
+@pytest.mark.parametrize("params", [{}, {"kernel": 3, "widths": (4, 8)}])
+def test_off_apexnet_streams_see_only_their_own_flow(params):
+    # the streams run as one grouped convolution: u's stream must see u alone, v's v alone,
+    # and the features be u's stream then v's, as the paper's separate streams give them
+    torch.manual_seed(0)
+    net = OFFApexNet(**params).eval()
+    x = torch.randn(3, 2, 28, 28)
+    u_alone = net.horizontal(x[:, 0:1]).flatten(1)
+    v_alone = net.vertical(x[:, 1:2]).flatten(1)
+    torch.testing.assert_close(net.features(x), torch.cat([u_alone, v_alone], 1))
+    moved = x.clone()
+    moved[:, 1] += 1.0
+    features = net.features(moved)
+    torch.testing.assert_close(features[:, :u_alone.shape[1]], u_alone)
+    assert not torch.allclose(features[:, u_alone.shape[1]:], v_alone)
+
 def test_dual_streams_interact():
     torch.manual_seed(0)
     x = torch.randn(4, 4, 48, 48)
