@@ -107,7 +107,7 @@ def plain_loso_loop(manifest: Path, *, epochs: int = 40, batch_size: int = 64,
 # What was measured and tried on the 2-core machine (2026-12-06), kept with the LOSO lines
 LOSO_SPEED_NOTES = [
     "Where the time goes (2 cores, one torch thread per worker; this machine's speed varies by",
-    "about a third from hour to hour): one STSTNet training step at batch 64 takes 6-9 ms. The",
+    "up to a half from hour to hour): one STSTNet training step at batch 64 takes 6-11 ms. The",
     "convolution and its weight gradient are about 2.3 ms of it; the rest is memory traffic of",
     "batch norm, ReLU, max-pooling and their gradients over 64 x 16 x 30 x 30 activations. The",
     "matrix arithmetic of the whole run is only 1.9 TFLOP, but its 19,040 steps at the bare",
@@ -875,6 +875,12 @@ def bench_flow_models_442(jobs: int, only: tuple[str, ...] = ()) -> None:
         "```",
         *lines,
         "```",
+        "",
+        "OFF-ApexNet and STSTNet spend most of a run in their training steps (the step time",
+        "above, times the steps, over the cores). micro_attention cannot finish in 5 minutes on",
+        "2 cores: the convolutions of its default recipe at 64 x 64 are over 400 TFLOP, more",
+        "than half an hour at the cores' measured peak; it needs a GPU (`--device cuda`) or a",
+        "Ray cluster (`--backend ray`) for a full LOSO.",
     ])
 
 
