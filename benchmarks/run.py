@@ -20,6 +20,7 @@ import pandas as pd
 # The MEGC 2019 composite: (database, subjects, clips)
 COMPOSITE_SHAPE = (("smic", 16, 164), ("casme2", 24, 145), ("samm", 28, 133))
 CLASSES = ("negative", "positive", "surprise")
+BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
 
 def composite_like_manifest(folder: Path, size: int = 28, seed: int = 0,
@@ -185,7 +186,7 @@ def _step_seconds(network, batch, config) -> float:
     thread, channels-last, the training loop's optimiser): what a fold's step costs at least."""
     import torch
 
-    from microexpr.training.loop import _optimizer
+    from microexpr.training.loop import make_optimizer
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -193,7 +194,7 @@ def _step_seconds(network, batch, config) -> float:
         network = network.to(memory_format=torch.channels_last).train()
         batch = batch.contiguous(memory_format=torch.channels_last)
         labels = torch.zeros(len(batch), dtype=torch.long)
-        optimizer = _optimizer(network, config)
+        optimizer = make_optimizer(network, config)
 
         def step() -> None:
             optimizer.zero_grad(set_to_none=True)
@@ -318,7 +319,7 @@ def bench_model_table(jobs: int, only: tuple[str, ...] = ()) -> None:
     import microexpr
     from microexpr.models import get_model_spec
 
-    out = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+    out = BENCHMARKS_MD
     rows: list[str] = []
     names = list(microexpr.list_models()["name"])
     unknown = sorted(set(only) - set(names))
@@ -434,14 +435,13 @@ def _main_part(path: Path) -> list[str]:
 
 def _section_lines(name: str) -> list[str]:
     """The benchmark lines (`loso_...`) in the code block of section `name`, if written."""
-    body = _sections(Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md").get(
-        name, "")
+    body = _sections(BENCHMARKS_MD).get(name, "")
     return [line for line in body.splitlines() if line.startswith("loso_")]
 
 
 def _write_section(name: str, lines: list[str]) -> None:
     """Replace (or add) section `name` of docs/benchmarks.md, keeping everything else."""
-    out = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+    out = BENCHMARKS_MD
     sections = _sections(out)
     sections[name] = "\n".join(lines) + "\n"
     _write_benchmarks(out, _main_part(out), sections)

@@ -283,7 +283,7 @@ def test_the_fused_optimiser_makes_the_per_tensor_update(name):
     twin = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
     twin.load_state_dict(model.state_dict())
     config = TrainConfig(optimizer=name, lr=0.05, weight_decay=1e-3)
-    fused = loop._optimizer(model, config)
+    fused = loop.make_optimizer(model, config)
     assert fused.defaults["fused"]
     reference = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}.get(name)
     plain = (reference(twin.parameters(), lr=0.05, weight_decay=1e-3, foreach=False)

@@ -258,7 +258,7 @@ def forward(model: nn.Module, batch: Mapping[str, torch.Tensor], inputs: list[st
 FUSED_DEVICES = ("cpu", "cuda")
 
 
-def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """The configured optimiser over the trainable parameters, as torch's fused kernel where
     it has one (float parameters on a CPU or CUDA device): one pass over all parameters
     instead of several per tensor, the same update up to rounding (Adam over OFF-ApexNet's
@@ -442,7 +442,7 @@ def train(
         weight = torch.as_tensor(class_weights(np.asarray(y), n_classes), dtype=torch.float32,
                                  device=device)
     objective = Objective(config.objective, config.loss_weights, class_weight=weight)
-    optimizer = _optimizer(model, config)
+    optimizer = make_optimizer(model, config)
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     history = History()
     best_state, best_loss, since_best = None, math.inf, 0
