@@ -117,7 +117,7 @@ LOSO_SPEED_NOTES = [
     "13 s): starting the worker processes (importing torch, about 5 s each) and the report.",
     "",
     "Tried and measured, none faster on this CPU: all 68 folds as one batched model (grouped",
-    "convolutions, a per-fold linear layer; 2.0-2.4x slower per fold-step with 4 to 68 folds",
+    "convolutions, a per-fold linear layer; 1.7-2.4x slower per fold-step with 4 to 68 folds",
     "per group), torch.compile (inductor: 1.4x slower steps, 20 s compiling per process), a",
     "hand-written fused ReLU + batch norm + max-pool layer (pooling before normalising,",
     "chunked to stay in cache: within noise), bfloat16 autocast (within noise). What helps:",
