@@ -38,6 +38,37 @@ BACKEND_HELP = ("local (this machine: --jobs worker processes) or ray (Ray tasks
 ADDRESS_HELP = ("With --backend ray: the cluster to run on, auto (the one this node belongs "
                 "to) or HEAD:PORT; default: start a local Ray.")
 
+# Options that several commands take, declared once
+EpochsOption = Annotated[int | None, typer.Option(help="Training epochs (default: model's).")]
+EarlyStoppingOption = Annotated[bool, typer.Option(
+    help="Stop on a validation split of the training subjects.")]
+CacheDirOption = Annotated[Path | None, typer.Option(help="Representation cache folder.")]
+NoCacheOption = Annotated[bool, typer.Option(
+    "--no-cache", help="Do not read or write the cache.")]
+RepresentationKeyValues = Annotated[list[str] | None, typer.Option(
+    help="Representation option key=value (repeatable), e.g. method=dis.")]
+InputRepresentationOption = Annotated[str | None, typer.Option(
+    help="Feed the model this representation instead of its own (e.g. apex_flow).")]
+AlignOption = Annotated[bool | None, typer.Option(
+    "--align/--no-align", help="Detect, align and crop the face first.")]
+FaceBackendOption = Annotated[str | None, typer.Option(help="Face backend for --align.")]
+MagnifyOption = Annotated[float | None, typer.Option(help="Motion magnification factor.")]
+ParamKeyValues = Annotated[list[str] | None, typer.Option(
+    help="Model parameter key=value (repeatable), e.g. dropout=0.3.")]
+TrainKeyValues = Annotated[list[str] | None, typer.Option(
+    help="Training option key=value (repeatable), e.g. lr=0.0005, class_balance=loss.")]
+FreezeOption = Annotated[list[str] | None, typer.Option(
+    help="With --init: layers to keep fixed (stem, backbone or a name prefix).")]
+ChannelsOption = Annotated[str | None, typer.Option(
+    help="With --manifest: the channels of its files, in order (e.g. u,v,strain).")]
+InputSizeOption = Annotated[int | None, typer.Option(
+    help="Resize the inputs to N x N for the model (e.g. 64 for micro_attention).")]
+RecipeOption = Annotated[str | None, typer.Option(
+    help="Training recipe: default (fast) or paper (the authors' settings).")]
+MacroOption = Annotated[list[str] | None, typer.Option(
+    help="mimanet: macro-expression data, NAME=PATH (ck+=/data/CK+) or a folder whose "
+         "layout tells its format (repeatable; synthetic: `microexpr synth DIR --macro`).")]
+
 
 def _check_format(fmt: str) -> str:
     """The output format, lower-cased; ConfigError naming the valid ones."""
@@ -167,7 +198,7 @@ def demo(
     clips_per_class: Annotated[int, typer.Option(help="Synthetic clips per class and subject.")]
     = 4,
     seed: int = 0,
-    epochs: Annotated[int | None, typer.Option(help="Training epochs (default: model's).")]
+    epochs: EpochsOption
     = None,
     jobs: Annotated[int | None, typer.Option(help="Worker processes (default: 2 or cores).")]
     = None,
@@ -495,8 +526,7 @@ def prepare(
     option: Annotated[list[str] | None, typer.Option(
         help="Representation option key=value (repeatable), e.g. method=dis, size=64.")]
     = None,
-    align: Annotated[bool | None, typer.Option(
-        "--align/--no-align", help="Detect, align and crop the face first.")] = None,
+    align: AlignOption = None,
     face_backend: Annotated[str | None, typer.Option(
         help="Face backend for --align: auto, mediapipe, haar, dlib.")] = None,
     magnify: Annotated[float | None, typer.Option(
@@ -558,10 +588,9 @@ def evaluate(
     = "ststnet",
     protocol: Annotated[str, typer.Option(help="loso (subjects) or lodo (databases).")]
     = "loso",
-    epochs: Annotated[int | None, typer.Option(help="Training epochs (default: model's).")]
+    epochs: EpochsOption
     = None,
-    early_stopping: Annotated[bool, typer.Option(
-        help="Stop on a validation split of the training subjects.")] = False,
+    early_stopping: EarlyStoppingOption = False,
     seed: int = 0,
     out: Annotated[Path | None, typer.Option(
         help="Results folder (refused when not empty, unless --overwrite or --resume).")]
@@ -572,53 +601,41 @@ def evaluate(
     jobs: Annotated[int | None, typer.Option(
         help="Worker processes (default: automatic, one per core for large runs; 0 = all "
              "cores).")] = None,
-    cache_dir: Annotated[Path | None, typer.Option(help="Representation cache folder.")]
+    cache_dir: CacheDirOption
     = None,
-    no_cache: Annotated[bool, typer.Option(
-        "--no-cache", help="Do not read or write the cache.")] = False,
+    no_cache: NoCacheOption = False,
     device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
     amp: Annotated[bool, typer.Option(help=AMP_HELP)] = False,
     backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "local",
     address: Annotated[str | None, typer.Option(help=ADDRESS_HELP)] = None,
     save_models: Annotated[bool, typer.Option(help="Save each fold's trained model.")]
     = False,
-    option: Annotated[list[str] | None, typer.Option(
-        help="Representation option key=value (repeatable), e.g. method=dis.")] = None,
-    representation: Annotated[str | None, typer.Option(
-        help="Feed the model this representation instead of its own (e.g. apex_flow).")]
+    option: RepresentationKeyValues = None,
+    representation: InputRepresentationOption
     = None,
-    align: Annotated[bool | None, typer.Option(
-        "--align/--no-align", help="Detect, align and crop the face first.")] = None,
-    face_backend: Annotated[str | None, typer.Option(help="Face backend for --align.")]
+    align: AlignOption = None,
+    face_backend: FaceBackendOption
     = None,
-    magnify: Annotated[float | None, typer.Option(help="Motion magnification factor.")]
+    magnify: MagnifyOption
     = None,
-    param: Annotated[list[str] | None, typer.Option(
-        help="Model parameter key=value (repeatable), e.g. dropout=0.3.")] = None,
-    train_option: Annotated[list[str] | None, typer.Option(
-        help="Training option key=value (repeatable), e.g. lr=0.0005, class_balance=loss.")]
+    param: ParamKeyValues = None,
+    train_option: TrainKeyValues
     = None,
     init: Annotated[Path | None, typer.Option(
         help="Pretrained weights (from `microexpr pretrain`) to fine-tune in each fold.")]
     = None,
-    freeze: Annotated[list[str] | None, typer.Option(
-        help="With --init: layers to keep fixed (stem, backbone or a name prefix).")] = None,
-    channels: Annotated[str | None, typer.Option(
-        help="With --manifest: the channels of its files, in order (e.g. u,v,strain).")]
+    freeze: FreezeOption = None,
+    channels: ChannelsOption
     = None,
-    input_size: Annotated[int | None, typer.Option(
-        help="Resize the inputs to N x N for the model (e.g. 64 for micro_attention).")]
+    input_size: InputSizeOption
     = None,
-    recipe: Annotated[str | None, typer.Option(
-        help="Training recipe: default (fast) or paper (the authors' settings).")] = None,
+    recipe: RecipeOption = None,
     ensemble: Annotated[int, typer.Option(
         help="Seeds trained per fold; their probabilities are averaged.")] = 1,
     tune: Annotated[Path | None, typer.Option(
         help="Grid YAML: nested LOSO picks a point per fold on its training subjects.")]
     = None,
-    macro: Annotated[list[str] | None, typer.Option(
-        help="mimanet: macro-expression data, NAME=PATH (ck+=/data/CK+) or a folder whose "
-             "layout tells its format (repeatable; synthetic: `microexpr synth DIR --macro`).")]
+    macro: MacroOption
     = None,
     task: Annotated[str, typer.Option(
         help="recognise (clips: a model's UF1 / UAR) or spot (long videos: the MEGC spotting "
@@ -715,52 +732,39 @@ def train_command(
     = None,
     model: Annotated[str, typer.Option(help="Model name (see `microexpr models`).")]
     = "ststnet",
-    epochs: Annotated[int | None, typer.Option(help="Training epochs (default: model's).")]
+    epochs: EpochsOption
     = None,
-    early_stopping: Annotated[bool, typer.Option(
-        help="Stop on a validation split of the training subjects.")] = False,
+    early_stopping: EarlyStoppingOption = False,
     seed: int = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
     jobs: Annotated[int | None, typer.Option(
         help="Worker processes for the representation (default: automatic; 0 = all "
              "cores).")] = None,
-    cache_dir: Annotated[Path | None, typer.Option(help="Representation cache folder.")]
+    cache_dir: CacheDirOption
     = None,
-    no_cache: Annotated[bool, typer.Option(
-        "--no-cache", help="Do not read or write the cache.")] = False,
+    no_cache: NoCacheOption = False,
     device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
     amp: Annotated[bool, typer.Option(help=AMP_HELP)] = False,
-    option: Annotated[list[str] | None, typer.Option(
-        help="Representation option key=value (repeatable), e.g. method=dis.")] = None,
-    representation: Annotated[str | None, typer.Option(
-        help="Feed the model this representation instead of its own (e.g. apex_flow).")]
+    option: RepresentationKeyValues = None,
+    representation: InputRepresentationOption
     = None,
-    align: Annotated[bool | None, typer.Option(
-        "--align/--no-align", help="Detect, align and crop the face first.")] = None,
-    face_backend: Annotated[str | None, typer.Option(help="Face backend for --align.")]
+    align: AlignOption = None,
+    face_backend: FaceBackendOption
     = None,
-    magnify: Annotated[float | None, typer.Option(help="Motion magnification factor.")]
+    magnify: MagnifyOption
     = None,
-    param: Annotated[list[str] | None, typer.Option(
-        help="Model parameter key=value (repeatable), e.g. dropout=0.3.")] = None,
-    train_option: Annotated[list[str] | None, typer.Option(
-        help="Training option key=value (repeatable), e.g. lr=0.0005, class_balance=loss.")]
+    param: ParamKeyValues = None,
+    train_option: TrainKeyValues
     = None,
     init: Annotated[Path | None, typer.Option(
         help="Pretrained weights (from `microexpr pretrain`) to fine-tune.")] = None,
-    freeze: Annotated[list[str] | None, typer.Option(
-        help="With --init: layers to keep fixed (stem, backbone or a name prefix).")] = None,
-    channels: Annotated[str | None, typer.Option(
-        help="With --manifest: the channels of its files, in order (e.g. u,v,strain).")]
+    freeze: FreezeOption = None,
+    channels: ChannelsOption
     = None,
-    input_size: Annotated[int | None, typer.Option(
-        help="Resize the inputs to N x N for the model (e.g. 64 for micro_attention).")]
+    input_size: InputSizeOption
     = None,
-    recipe: Annotated[str | None, typer.Option(
-        help="Training recipe: default (fast) or paper (the authors' settings).")] = None,
-    macro: Annotated[list[str] | None, typer.Option(
-        help="mimanet: macro-expression data, NAME=PATH (ck+=/data/CK+) or a folder whose "
-             "layout tells its format (repeatable; synthetic: `microexpr synth DIR --macro`).")]
+    recipe: RecipeOption = None,
+    macro: MacroOption
     = None,
 ) -> None:
     """Train one model on every clip of a database (no held-out subject), for new data
@@ -906,10 +910,9 @@ def report_command(
              "from the data recorded in config.yaml.")] = True,
     examples: Annotated[int, typer.Option(
         help="Test clips per class shown in the attention maps.")] = 2,
-    cache_dir: Annotated[Path | None, typer.Option(help="Representation cache folder.")]
+    cache_dir: CacheDirOption
     = None,
-    no_cache: Annotated[bool, typer.Option(
-        "--no-cache", help="Do not read or write the cache.")] = False,
+    no_cache: NoCacheOption = False,
 ) -> None:
     """Write one self-contained HTML report (figures embedded) of one or more results
     directories; with several, a comparison sorted by UF1 and paired per-clip tests."""
